@@ -1,0 +1,1 @@
+"""kinema.controllers: kinematics, the task-priority whole-body controller and the MPC."""

@@ -1,0 +1,1 @@
+"""kinema.datasets: recording episodes as LeRobotDataset v3 directories and loading them."""

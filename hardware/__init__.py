@@ -1,0 +1,1 @@
+"""kinema.hardware: the Robot interface, the simulated robot, real ALOHA arms and safety."""
