@@ -54,6 +54,7 @@ class CameraRenderer:
     """
 
     def __init__(self, model: mujoco.MjModel, cameras: Sequence[str], image_size: Sequence[int]):
+        self._gl: mujoco.GLContext | None = None
         known = model_cameras(model)
         unknown = [c for c in cameras if c not in known]
         if unknown or not cameras:
@@ -65,7 +66,6 @@ class CameraRenderer:
         model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
 
         self._model = model
-        self._gl: mujoco.GLContext | None = None
         self._gl = mujoco.GLContext(model.vis.global_.offwidth, model.vis.global_.offheight)
         self._gl.make_current()
         self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150)
