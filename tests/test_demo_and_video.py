@@ -1,0 +1,67 @@
+"""The main job (kinema demo), the MP4 writer and the camera mosaic."""
+
+import json
+
+import av
+import numpy as np
+import pytest
+
+from kinema.aloha import ACTION_HIGH, ACTION_LOW, HOME_POSE
+from kinema.cli import main
+from kinema.demo import joint_sweep, sweep_duration_s
+from kinema.video import CAPTION_HEIGHT_PX, Mp4Writer, mosaic
+
+
+def decode(path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def test_mp4_round_trip_keeps_frame_count_and_pads_odd_sizes(tmp_path):
+    path = tmp_path / "clip.mp4"
+    with Mp4Writer(path, fps=50) as video:
+        for value in range(0, 250, 25):
+            video.write(np.full((33, 47, 3), value, dtype=np.uint8))
+    frames = decode(path)
+    assert len(frames) == 10 and frames[0].shape == (34, 48, 3)
+    assert abs(int(frames[-1][10, 10, 0]) - 225) < 8  # content survives compression
+
+
+def test_mp4_writer_rejects_bad_frames(tmp_path):
+    with Mp4Writer(tmp_path / "bad.mp4") as video:
+        with pytest.raises(ValueError, match="uint8"):
+            video.write(np.zeros((8, 8, 3), dtype=np.float32))
+        video.write(np.zeros((8, 8, 3), dtype=np.uint8))
+        with pytest.raises(ValueError, match="differs"):
+            video.write(np.zeros((16, 8, 3), dtype=np.uint8))
+
+
+def test_mosaic_tiles_cameras_under_a_caption():
+    images = {name: np.full((20, 30, 3), i * 60, np.uint8) for i, name in enumerate("abc")}
+    frame = mosaic(images, caption="hello", columns=2)
+    assert frame.shape == (CAPTION_HEIGHT_PX + 40, 60, 3)
+    assert frame[CAPTION_HEIGHT_PX + 30, 45].tolist() == [0, 0, 0]  # empty fourth tile
+
+
+def test_joint_sweep_starts_at_home_and_stays_within_limits():
+    np.testing.assert_allclose(joint_sweep(0.0)[[0, 1, 2, 3, 4, 5]], HOME_POSE[:6])
+    for t in np.arange(0, sweep_duration_s(), 0.02):
+        target = joint_sweep(t)
+        assert np.all(target >= ACTION_LOW) and np.all(target <= ACTION_HIGH)
+
+
+def test_demo_command_writes_a_video_and_a_json_summary(tmp_path, capsys):
+    out = tmp_path / "demo.mp4"
+    main(["demo", "--image-size", "48", "64", "--out", str(out)])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["video"] == str(out.resolve())
+    frames = decode(out)
+    assert len(frames) == summary["steps"] == round(sweep_duration_s() / 0.02)
+    assert frames[0].shape == (CAPTION_HEIGHT_PX + 96, 128, 3)
+
+
+def test_tasks_command_prints_every_task(capsys):
+    main(["tasks", "--seed", "1"])
+    printed = capsys.readouterr().out
+    for task in ("TransferCube", "Insertion", "SortCubes", "StackBlocks"):
+        assert f"kinema/{task}-v0" in printed
