@@ -13,9 +13,9 @@ Joint limits are the ViperX 300 6DOF specification (radians). Positive shoulder 
 rotations lean the arm forward and down (axes +y of each joint frame, x pointing forward).
 
 Example:
-    >>> from kinema.aloha import ACTION_LOW, ACTION_HIGH, state_names
-    >>> ACTION_LOW.shape, state_names()[6]
-    ((14,), 'left_gripper')
+    >>> from kinema.aloha import ACTION_LOW, arm_slice
+    >>> ACTION_LOW.shape, arm_slice("right")
+    ((14,), slice(7, 14, None))
 """
 
 from typing import Final, Literal
@@ -44,19 +44,11 @@ JOINT_LIMITS_RAD: Final[dict[str, tuple[float, float]]] = {
     "wrist_rotate": (-3.14158, 3.14158),
 }
 
-# Servo velocity limit of the ViperX joints: Velocity_Limit 131 x 0.229 rpm ≈ π rad/s.
-MAX_JOINT_VELOCITY_RAD_S: Final[float] = np.pi
-
 DOF_PER_ARM: Final[int] = len(ARM_JOINTS) + 1  # six joints and the gripper
 ACTION_DIM: Final[int] = 2 * DOF_PER_ARM
 
 # The arm pose every episode starts from (per arm): folded, gripper open, as in ACT's simulation.
 HOME_ARM_POSE: Final[tuple[float, ...]] = (0.0, -0.96, 1.16, 0.0, -0.3, 0.0, 1.0)
-
-
-def state_names() -> list[str]:
-    """Names of the 14 state/action entries, e.g. ``left_waist`` … ``right_gripper``."""
-    return [f"{arm}_{joint}" for arm in ARMS for joint in (*ARM_JOINTS, "gripper")]
 
 
 def _bounds() -> tuple[np.ndarray, np.ndarray]:

@@ -145,11 +145,6 @@ class AlohaSim:
         self._write_controls(validate_action(action))
         mujoco.mj_step(self.model, self.data, nstep=physics_steps)
 
-    @property
-    def time_s(self) -> float:
-        """Simulated time since reset, in seconds."""
-        return float(self.data.time)
-
     # -- contacts ----------------------------------------------------------------------------
 
     def contact_pairs(self) -> set[tuple[int, int]]:
@@ -173,11 +168,6 @@ class AlohaSim:
     def gripper_touches(self, arm: Arm, geoms: Iterable[int]) -> bool:
         """True if either finger pad of ``arm`` touches one of ``geoms``."""
         return self.touching(self.pad_geoms(arm), geoms)
-
-    def gripper_holds(self, arm: Arm, geoms: Iterable[int]) -> bool:
-        """True if both finger pads of ``arm`` touch ``geoms`` (the object is pinched)."""
-        geoms = list(geoms)
-        return all(self.touching([pad], geoms) for pad in self.pad_geoms(arm))
 
     def touches_table(self, geoms: Iterable[int]) -> bool:
         """True if one of ``geoms`` touches the table top."""

@@ -1,6 +1,8 @@
 """Task predicates: success and every subtask are false at reset and true in hand-built states
 where they hold (and false in near misses)."""
 
+from collections.abc import Callable
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from kinema.sim.env import AlohaEnv
 from kinema.sim.tasks.objects import SOCKET_INNER_HALF_M
 from kinema.sim.tasks.sort_cubes import CUBE_HALF_M
 from kinema.sim.tasks.stack_blocks import BLOCK_HALF_M
+from kinema.types import Subtask
 
 # Peg and socket are held with their long axis (body x) along the gripper's z axis.
 LONG_AXIS_ALONG_GRIPPER_Z = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
@@ -23,6 +26,17 @@ def make(task: str) -> AlohaEnv:
 
 def done(env: AlohaEnv) -> list[bool]:
     return [env.task.subtask_done(env.sim, s) for s in env.episode.subtasks]
+
+
+def check_each_subtask_in_turn(env: AlohaEnv, accomplish: Callable[[Subtask], None]) -> None:
+    """Accomplish the plan's subtasks in order with ``accomplish``; after each, exactly those so
+    far are done and the stage counts them; at the end the task succeeds."""
+    subtasks = env.episode.subtasks
+    for i, subtask in enumerate(subtasks):
+        accomplish(subtask)
+        assert done(env) == [j <= i for j in range(len(subtasks))]
+        assert env.task.stage(env.sim) == i + 1
+    assert env.task.is_success(env.sim)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -123,13 +137,12 @@ def put_cube_in_bin(env: AlohaEnv, cube_color: str, bin_color: str) -> None:
 def test_sort_cubes_each_subtask_alone_then_all_is_success(seed):
     env = make("SortCubes")
     env.reset(seed=seed)
-    subtasks = env.episode.subtasks
-    for i, subtask in enumerate(subtasks):
+
+    def put_away(subtask: Subtask) -> None:
         color = subtask.object.removesuffix(" cube")
         put_cube_in_bin(env, color, color)
-        assert done(env) == [j <= i for j in range(len(subtasks))]
-        assert env.task.stage(env.sim) == i + 1
-    assert env.task.is_success(env.sim)
+
+    check_each_subtask_in_turn(env, put_away)
 
 
 def test_sort_cubes_wrong_bin_does_not_count():
@@ -170,7 +183,7 @@ def stack(env: AlohaEnv, upper: str, lower: str, offset_m: float = 0.0) -> None:
     env.sim.forward()
 
 
-def colors(subtask) -> tuple[str, str]:
+def colors(subtask: Subtask) -> tuple[str, str]:
     return subtask.object.removesuffix(" block"), subtask.target.removesuffix(" block")
 
 
@@ -178,12 +191,7 @@ def colors(subtask) -> tuple[str, str]:
 def test_stack_blocks_each_subtask_in_order_then_success(seed):
     env = make("StackBlocks")
     env.reset(seed=seed)
-    subtasks = env.episode.subtasks
-    for i, subtask in enumerate(subtasks):
-        stack(env, *colors(subtask))
-        assert done(env) == [j <= i for j in range(len(subtasks))]
-        assert env.task.stage(env.sim) == i + 1
-    assert env.task.is_success(env.sim)
+    check_each_subtask_in_turn(env, lambda subtask: stack(env, *colors(subtask)))
 
 
 def test_stack_blocks_subtask_predicates_are_independent():
