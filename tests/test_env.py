@@ -3,6 +3,7 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
 
 from kinema.aloha import ACTION_HIGH, ACTION_LOW, HOME_POSE
 from kinema.sim import env_id
@@ -16,6 +17,17 @@ def test_every_task_is_registered():
     for name, task in TASKS.items():
         spec = gym.spec(env_id(name))
         assert spec.max_episode_steps == task.max_episode_steps
+
+
+# gymnasium recommends a normalised [-1, 1] action box and finite observation bounds; ours state
+# the truth instead: joint limits in radians, and object positions that are unbounded (an object
+# can fall off the table).
+@pytest.mark.filterwarnings("ignore:.*symmetric and normalized space")
+@pytest.mark.filterwarnings("ignore:.*observation space (minimum|maximum) value is")
+def test_gymnasium_env_checker_passes(task_name):
+    env = gym.make(env_id(task_name), cameras=["cam_high"], image_size=(48, 64))
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
 
 
 def test_reset_is_deterministic_for_a_seed(state_env):
