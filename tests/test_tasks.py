@@ -53,21 +53,19 @@ def test_nothing_is_done_at_reset(task_name, seed):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_transfer_cube_picked_by_the_right_arm(seed):
+@pytest.mark.parametrize(
+    ("arm", "expected_done", "expected_stage"),
+    [("right", [True, False], 2), ("left", [False, True], 4)],
+    ids=["picked-by-right", "handed-to-left"],
+)
+def test_transfer_cube_held_in_the_air(seed, arm, expected_done, expected_stage):
+    """Held by the right arm: picked (stage 2). Held by the left arm: handed over (success)."""
     env = make("TransferCube")
     env.reset(seed=seed)
-    hold_in_gripper(env.sim, "right", "cube", half_width_m=0.02)
-    assert done(env) == [True, False]
-    assert env.task.stage(env.sim) == 2 and not env.task.is_success(env.sim)
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-def test_transfer_cube_handed_to_the_left_arm_is_success(seed):
-    env = make("TransferCube")
-    env.reset(seed=seed)
-    hold_in_gripper(env.sim, "left", "cube", half_width_m=0.02)
-    assert done(env) == [False, True]
-    assert env.task.stage(env.sim) == 4 and env.task.is_success(env.sim)
+    hold_in_gripper(env.sim, arm, "cube", half_width_m=0.02)
+    assert done(env) == expected_done
+    assert env.task.stage(env.sim) == expected_stage
+    assert env.task.is_success(env.sim) == (expected_stage == 4)
 
 
 # -- Insertion ------------------------------------------------------------------------------
