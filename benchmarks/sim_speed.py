@@ -14,19 +14,16 @@ Ends with one JSON line of the figures.
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
 import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-import kinema.sim  # noqa: F401  (registers the environments)
+import kinema.sim  # noqa: F401  (registers the environments, selects EGL rendering)
 from kinema.aloha import HOME_POSE
 
 REPO = Path(__file__).resolve().parent.parent

@@ -2,10 +2,7 @@
 explains each."""
 
 import argparse
-import os
 from pathlib import Path
-
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def _demo(args: argparse.Namespace) -> None:

@@ -1,13 +1,9 @@
-"""Shared fixtures. Rendering is headless (EGL) in every test."""
-
-import os
-
-os.environ.setdefault("MUJOCO_GL", "egl")
+"""Shared fixtures. Importing kinema.sim selects headless (EGL) rendering for every test."""
 
 import gymnasium as gym
 import pytest
 
-import kinema.sim  # noqa: F401  (registers the environments)
+import kinema.sim  # noqa: F401  (registers the environments, selects EGL rendering)
 from kinema.sim.tasks import TASKS
 
 TASK_NAMES = list(TASKS)
@@ -20,7 +16,7 @@ def task_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def state_env(task_name: str):
-    """A state-only environment of each task (unwrapped), closed after the test."""
+    """A state-only environment of each task, as gymnasium.make returns it, closed after."""
     env = gym.make(f"kinema/{task_name}-v0")
     yield env
     env.close()

@@ -16,7 +16,7 @@ Life cycle, driven by ``kinema.sim.env.AlohaEnv``:
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, final
 
 import numpy as np
 
@@ -88,8 +88,11 @@ class Task(ABC):
     def environment_state(self, sim: AlohaSim) -> np.ndarray:
         """Object poses (and identities) as a flat float vector of ``environment_state_dim``."""
 
+    @final
     def is_success(self, sim: AlohaSim) -> bool:
-        """Whether the whole instruction is accomplished in the current state."""
+        """Whether the whole instruction is accomplished in the current state: by definition,
+        the staged reward is at its top (``stage == max_stage``). Not overridden, so callers
+        that already hold the stage may compare it themselves."""
         return self.stage(sim) == self.max_stage
 
 
