@@ -67,3 +67,12 @@ def arm_slice(arm: Arm) -> slice:
     """Slice of the 14-vector that belongs to ``arm`` (seven entries, gripper last)."""
     start = ARMS.index(arm) * DOF_PER_ARM
     return slice(start, start + DOF_PER_ARM)
+
+
+JOINT_INDICES: Final[np.ndarray] = np.array(
+    [i for arm in ARMS for i in range(arm_slice(arm).start, arm_slice(arm).stop - 1)]
+)
+"""Indices of the twelve arm-joint angles (rad) in the 14-vector."""
+
+GRIPPER_INDICES: Final[np.ndarray] = np.array([arm_slice(arm).stop - 1 for arm in ARMS])
+"""Indices of the two gripper openings (left, right) in the 14-vector."""

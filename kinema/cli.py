@@ -13,6 +13,20 @@ def _demo(args: argparse.Namespace) -> None:
     )
 
 
+def _expert(args: argparse.Namespace) -> None:
+    from kinema.expert import ExpertRunConfig, main
+
+    main(
+        ExpertRunConfig(
+            task=args.task,
+            episodes=args.episodes,
+            first_seed=args.first_seed,
+            workers=args.workers,
+            video=args.video,
+        )
+    )
+
+
 def _tasks(args: argparse.Namespace) -> None:
     import gymnasium as gym
 
@@ -56,6 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", type=Path, default=Path("outputs/demo.mp4"), help="MP4 path")
     demo.set_defaults(run=_demo)
+
+    expert = commands.add_parser(
+        "expert",
+        help="run a task's scripted expert over many seeds and report its success rate",
+        description="Run the scripted expert (planned gripper waypoints executed through the "
+        "WBC and MPC at 500 Hz) for N seeded episodes; print one JSON line with the success rate.",
+    )
+    expert.add_argument("--task", choices=list(TASKS), default="TransferCube")
+    expert.add_argument("--episodes", type=int, default=10, help="number of episodes (seeds)")
+    expert.add_argument("--first-seed", type=int, default=0, help="seed of the first episode")
+    expert.add_argument(
+        "--workers", type=int, default=0, help="worker processes (0: one per CPU core)"
+    )
+    expert.add_argument("--video", type=Path, default=None, help="MP4 of the first episode")
+    expert.set_defaults(run=_expert)
 
     tasks = commands.add_parser(
         "tasks",

@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 Skill = Literal["pick", "handover", "insert", "put_in", "stack_on"]
 """The subtask kinds the policy knows: pick an object up, hand it to the other arm, insert the
 held peg into the held socket, put an object in a container, stack an object on another."""
@@ -29,3 +31,18 @@ class Subtask:
     object: str
     target: str | None
     time_budget_s: float
+
+
+@dataclass(frozen=True)
+class JointCommand:
+    """What the cerebellum sends the robot for one controller tick (see DESIGN.md).
+
+    Attributes:
+        position: (14,) target joint positions in the ALOHA order of ``kinema.aloha``: radians
+            for the arm joints, the gripper opening in [0, 1] (0 = closed).
+        velocity: (14,) target joint velocities in rad/s (gripper: opening per second), or None
+            when the command is position-only.
+    """
+
+    position: np.ndarray
+    velocity: np.ndarray | None = None

@@ -34,10 +34,10 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from kinema.aloha import ACTION_HIGH, ACTION_LOW, HOME_POSE
+from kinema.aloha import ACTION_DIM, ACTION_HIGH, ACTION_LOW, HOME_POSE
 from kinema.sim.model import build_model
 from kinema.sim.rendering import CameraRenderer, validate_image_size
-from kinema.sim.simulation import AlohaSim
+from kinema.sim.simulation import PHYSICS_STEPS_PER_CONTROL, ActionError, AlohaSim
 from kinema.sim.tasks import Episode, Task, make_task
 
 STATE_KEY = "observation.state"
@@ -119,6 +119,26 @@ class AlohaEnv(gym.Env[Observation, np.ndarray]):
         if self.episode is None:
             raise RuntimeError("AlohaEnv.step called before reset()")
         self.sim.step(action)
+        return self._transition()
+
+    def step_ticks(
+        self, commands: np.ndarray
+    ) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
+        """One 50 Hz control step driven at the physics rate: ``commands`` holds one (14,) target
+        per physics step (``PHYSICS_STEPS_PER_CONTROL`` × 14, 2 ms each), as a 500 Hz
+        controller produces them. Returns what ``step`` returns."""
+        if self.episode is None:
+            raise RuntimeError("AlohaEnv.step_ticks called before reset()")
+        rows = np.asarray(commands)
+        if rows.shape != (PHYSICS_STEPS_PER_CONTROL, ACTION_DIM):
+            raise ActionError(
+                f"commands must have shape ({PHYSICS_STEPS_PER_CONTROL}, {ACTION_DIM}): one "
+                f"target per 2 ms physics step. Got {rows.shape}."
+            )
+        self.sim.step_ticks(rows)
+        return self._transition()
+
+    def _transition(self) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         info = self._info()
         terminated = self.terminate_on_success and info["is_success"]
         return self._observation(), float(info["stage"]), terminated, False, info

@@ -145,6 +145,20 @@ class AlohaSim:
         self._write_controls(validate_action(action))
         mujoco.mj_step(self.model, self.data, nstep=physics_steps)
 
+    def step_ticks(self, commands: np.ndarray) -> None:
+        """Hold each row of ``commands`` (k × 14 targets) for one physics step (2 ms) in turn:
+        how a 500 Hz controller drives the servos.
+
+        Raises:
+            ActionError: if a row is not a finite (14,) vector.
+        """
+        rows = np.asarray(commands, dtype=np.float64)
+        if rows.ndim != 2:
+            raise ActionError(f"commands must have shape (k, {ACTION_DIM}). Got {rows.shape}.")
+        for row in rows:
+            self._write_controls(validate_action(row))
+            mujoco.mj_step(self.model, self.data)
+
     # -- contacts ----------------------------------------------------------------------------
 
     def contact_pairs(self) -> set[tuple[int, int]]:

@@ -1,0 +1,136 @@
+"""The cerebellum for end-effector targets: WBC inverse kinematics ahead of time, MPC on top.
+
+Per 2 ms tick (500 Hz):
+
+1. **WBC, a horizon ahead.** The caller gives the gripper poses and openings wanted at time
+   t + T, T = N·h the MPC's horizon (20 × 0.02 s = 0.4 s). One WBC step (frame tasks and the
+   gripper task first, posture second; joint position and velocity limits, arm–arm and
+   arm–table collision avoidance) moves a look-ahead configuration toward them; it is appended
+   to a buffer that holds the planned joint trajectory from now to t + T, one sample per tick.
+2. **MPC, now.** The MPC reads that buffer at t + k·h (k = 1…N) as its reference and returns the
+   command for the next tick under position, velocity and acceleration limits, from the state it
+   commanded last (position, velocity, acceleration).
+
+So the WBC decides *where* (priorities, collisions) and the MPC decides *how fast* (smooth, within
+the servo limits), and the MPC sees the motion coming a full horizon early. The price is that
+targets must be known T in advance, which a planner of waypoints (the scripted experts) has.
+
+Example:
+    >>> from kinema.sim.model import build_model
+    >>> from kinema.aloha import HOME_POSE
+    >>> cerebellum = EndEffectorCerebellum(build_model(""))
+    >>> cerebellum.reset(HOME_POSE)
+    >>> left, right = cerebellum.lookahead_poses()
+    >>> command = cerebellum.tick(left, right, (1.0, 1.0))
+    >>> command.position.shape
+    (14,)
+"""
+
+from dataclasses import dataclass, field
+
+import mujoco
+import numpy as np
+
+from kinema.aloha import HOME_POSE
+from kinema.controllers.kinematics import Kinematics, Pose
+from kinema.controllers.limits import (
+    CollisionAvoidanceLimit,
+    PositionLimit,
+    VelocityLimit,
+    aloha_collision_geoms,
+)
+from kinema.controllers.mpc import JointMpc, MpcConfig, MpcState
+from kinema.controllers.tasks import FrameTask, GripperTask, PostureTask
+from kinema.controllers.wbc import WbcConfig, WholeBodyController
+from kinema.types import JointCommand
+
+
+@dataclass(frozen=True)
+class CerebellumConfig:
+    """Settings of ``EndEffectorCerebellum``.
+
+    Attributes:
+        mpc: the MPC (its tick_dt_s is the controller period, its horizon the look-ahead).
+        position_cost: frame-task cost per metre of gripper position error.
+        orientation_cost: frame-task cost per radian of gripper orientation error.
+        frame_gain: fraction of the frame error removed per tick.
+        posture_cost: cost per radian of the second-level pull toward the home pose.
+        arm_clearance_m: smallest distance kept between the two arms' links.
+        table_clearance_m: smallest distance kept between the arms' links and the table.
+    """
+
+    mpc: MpcConfig = field(default_factory=MpcConfig)
+    position_cost: float = 1.0
+    orientation_cost: float = 0.3
+    frame_gain: float = 0.2
+    posture_cost: float = 0.05
+    arm_clearance_m: float = 0.01
+    table_clearance_m: float = 0.002
+
+
+class EndEffectorCerebellum:
+    """Gripper pose targets a horizon ahead → smooth joint commands now (see module docstring)."""
+
+    def __init__(self, model: mujoco.MjModel, config: CerebellumConfig = CerebellumConfig()):
+        self.config = config
+        self.kinematics = Kinematics(model)
+        self.left_task = FrameTask(
+            "left/tcp", config.position_cost, config.orientation_cost, config.frame_gain
+        )
+        self.right_task = FrameTask(
+            "right/tcp", config.position_cost, config.orientation_cost, config.frame_gain
+        )
+        self.gripper_task = GripperTask(gain=config.frame_gain)
+        left = aloha_collision_geoms(model, "left")
+        right = aloha_collision_geoms(model, "right")
+        limits = [
+            PositionLimit(),
+            VelocityLimit(np.array(config.mpc.max_velocity_rad_s)),
+            CollisionAvoidanceLimit(model, [(left, right)], config.arm_clearance_m),
+            CollisionAvoidanceLimit(
+                model, [(left + right, [model.geom("table").id])], config.table_clearance_m
+            ),
+        ]
+        self.wbc = WholeBodyController(
+            self.kinematics,
+            [
+                [self.left_task, self.right_task, self.gripper_task],
+                [PostureTask(HOME_POSE, config.posture_cost)],
+            ],
+            limits,
+            WbcConfig(dt_s=config.mpc.tick_dt_s),
+        )
+        self.mpc = JointMpc(config.mpc)
+        self._ticks_per_step = round(config.mpc.horizon_dt_s / config.mpc.tick_dt_s)
+        self._plan = np.empty((config.mpc.horizon_steps * self._ticks_per_step + 1, len(HOME_POSE)))
+        self.state = MpcState.at_rest(HOME_POSE)
+
+    def reset(self, configuration: np.ndarray) -> None:
+        """Start at rest at ``configuration`` (14,), with the look-ahead plan holding it."""
+        self._plan[:] = configuration
+        self._head = 0
+        self.state = MpcState.at_rest(configuration)
+
+    @property
+    def lookahead_configuration(self) -> np.ndarray:
+        """The planned configuration one horizon ahead (the newest buffer entry)."""
+        return self._plan[(self._head - 1) % len(self._plan)]
+
+    def lookahead_poses(self) -> tuple[Pose, Pose]:
+        """Gripper poses (left, right) of the look-ahead configuration."""
+        self.kinematics.configure(self.lookahead_configuration)
+        return self.kinematics.frame_pose("left/tcp"), self.kinematics.frame_pose("right/tcp")
+
+    def tick(self, left: Pose, right: Pose, gripper_openings: tuple[float, float]) -> JointCommand:
+        """Plan one tick toward the targets wanted a horizon from now; command the next tick."""
+        self.left_task.set_target(left)
+        self.right_task.set_target(right)
+        self.gripper_task.set_target(gripper_openings)
+        planned = self.wbc.step(self.lookahead_configuration).configuration
+        self._plan[self._head] = planned
+        self._head = (self._head + 1) % len(self._plan)
+        steps = np.arange(1, self.config.mpc.horizon_steps + 1) * self._ticks_per_step
+        reference = self._plan[(self._head + steps) % len(self._plan)]
+        result = self.mpc.step(self.state, reference)
+        self.state = result.state
+        return result.command

@@ -1,0 +1,213 @@
+"""Task-priority whole-body controller (WBC): joint velocities for both arms from ranked tasks.
+
+Each control period dt the WBC picks the joint velocity v of the 14-vector (rad/s; gripper
+opening per second) that serves its tasks, ranked in priority levels, subject to all limits:
+
+    level k:  minimise  Σ_{tasks t in level k} ‖A_t v − b_t‖² + λ‖v − v_{k−1}‖²
+              subject to  limits (position, velocity, collision rows), and
+                          A_j v = A_j v_j  for every higher level j < k.
+
+**Strict hierarchy by nullspace projection.** After level k is solved with v_k, the velocities
+still free are v = v_k + Z_k z, where the columns of Z_k span the nullspace of every higher
+level's stacked task matrix (computed by SVD; directions with singular value below
+``nullspace_tolerance`` · σ_max count as free). Level k + 1 then solves a QP in z only, so it
+cannot change what any higher level achieved, by construction. The limits stay hard
+constraints at every level; a level whose goal conflicts with a limit gets the best it can
+within the limits, and lower levels still respect that result. Each level is one small dense QP
+solved exactly by DAQP (``solver="daqp"``) or by any cvxpy solver (``solver="CLARABEL"``, …).
+
+**Weighted mode** (``mode="weighted"``) puts every task into one QP, as mink does: tasks trade
+off by their costs and nothing is guaranteed.
+
+**Safe failure.** If the first level's QP has no solution (a state that violates a limit so far
+that no velocity satisfies it), the result is v = 0 (hold) with status "fallback"; a failing
+lower level keeps the higher levels' velocity. The next configuration q + v dt is clipped to the
+position limits, so the WBC never commands a joint outside its range.
+
+Example:
+    >>> from kinema.sim.model import build_model
+    >>> from kinema.aloha import HOME_POSE
+    >>> from kinema.controllers.kinematics import Kinematics
+    >>> from kinema.controllers.tasks import FrameTask, PostureTask
+    >>> from kinema.controllers.limits import PositionLimit, VelocityLimit
+    >>> kin = Kinematics(build_model(""))
+    >>> kin.configure(HOME_POSE)
+    >>> reach = FrameTask("right/tcp")
+    >>> reach.set_target(kin.frame_pose("right/tcp"))
+    >>> wbc = WholeBodyController(kin, [[reach], [PostureTask(HOME_POSE)]],
+    ...                           [PositionLimit(), VelocityLimit()])
+    >>> wbc.step(HOME_POSE).status
+    'optimal'
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+from kinema.aloha import ACTION_DIM
+from kinema.controllers.kinematics import Kinematics
+from kinema.controllers.limits.base import Constraint, Limit
+from kinema.controllers.limits.joint_position import PositionLimit
+from kinema.controllers.qp import QuadraticProgram, solve_cvxpy, solve_daqp
+from kinema.controllers.tasks.base import Task
+
+
+class WbcError(ValueError):
+    """A controller built with an empty or malformed task hierarchy."""
+
+
+@dataclass(frozen=True)
+class WbcConfig:
+    """Settings of the whole-body controller.
+
+    Attributes:
+        dt_s: control period in seconds (0.002 s: 500 Hz).
+        mode: "hierarchical" (strict priorities) or "weighted" (one QP over all tasks).
+        damping: λ, Levenberg–Marquardt regularisation of each level, in (error units·s)²
+            per (rad/s)²; keeps the QP strictly convex near singular poses.
+        nullspace_tolerance: relative singular value below which a direction counts as free.
+        solver: "daqp", or the name of a cvxpy solver ("CLARABEL", "OSQP", …).
+    """
+
+    dt_s: float = 0.002
+    mode: Literal["hierarchical", "weighted"] = "hierarchical"
+    damping: float = 1e-6
+    nullspace_tolerance: float = 1e-6
+    solver: str = "daqp"
+
+
+class WbcResult(NamedTuple):
+    """One control period: the velocity, the next configuration q + v dt, and how it went."""
+
+    velocity: np.ndarray  # (14,) rad/s, gripper opening per second
+    configuration: np.ndarray  # (14,) rad and opening
+    status: Literal["optimal", "fallback"]
+    reason: str
+
+
+class WholeBodyController:
+    """Ranked tasks and hard limits → joint velocities and next configuration (see module)."""
+
+    def __init__(
+        self,
+        kinematics: Kinematics,
+        levels: Sequence[Sequence[Task]],
+        limits: Sequence[Limit],
+        config: WbcConfig = WbcConfig(),
+    ):
+        if not levels or any(not level for level in levels):
+            raise WbcError(
+                "WholeBodyController: levels must be a non-empty list of non-empty lists"
+            )
+        self.kinematics = kinematics
+        self.config = config
+        self.levels = [list(level) for level in levels]
+        if config.mode == "weighted":
+            self.levels = [[task for level in self.levels for task in level]]
+        self.limits = list(limits)
+        self._position_limits = [limit for limit in self.limits if isinstance(limit, PositionLimit)]
+        self.fallback_count = 0
+
+    def _solve(self, qp: QuadraticProgram) -> np.ndarray | None:
+        if self.config.solver == "daqp":
+            return solve_daqp(qp)
+        return solve_cvxpy(qp, self.config.solver)
+
+    def _constraints(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Box bounds (lower, upper) on v and general rows (G, lower, upper) of all limits."""
+        box_lower = np.full(ACTION_DIM, -np.inf)
+        box_upper = np.full(ACTION_DIM, np.inf)
+        rows: list[Constraint] = []
+        for limit in self.limits:
+            constraint = limit.compute_constraint(self.kinematics, self.config.dt_s)
+            if constraint.G is None:
+                box_lower = np.maximum(box_lower, constraint.lower)
+                box_upper = np.minimum(box_upper, constraint.upper)
+            else:
+                rows.append(constraint)
+        if rows:
+            G = np.vstack([c.G for c in rows])
+            lower = np.concatenate([c.lower for c in rows])
+            upper = np.concatenate([c.upper for c in rows])
+        else:
+            G, lower, upper = np.zeros((0, ACTION_DIM)), np.zeros(0), np.zeros(0)
+        return box_lower, box_upper, G, lower, upper
+
+    def solve_velocity(self, configuration: np.ndarray) -> WbcResult:
+        """Configure the kinematics at ``configuration`` and solve every level in turn."""
+        self.kinematics.configure(configuration)
+        dt = self.config.dt_s
+        box_lower, box_upper, G, lower, upper = self._constraints()
+        velocity = np.zeros(ACTION_DIM)
+        basis = np.eye(ACTION_DIM)  # Z: velocities still free, v = velocity + Z z
+        status, reason = "optimal", ""
+        for index, level in enumerate(self.levels):
+            objectives = [task.compute_objective(self.kinematics, dt) for task in level]
+            A = np.vstack([o.A for o in objectives])
+            b = np.concatenate([o.b for o in objectives])
+            step = self._solve(
+                self._level_qp(A, b, velocity, basis, box_lower, box_upper, G, lower, upper)
+            )
+            if step is None:
+                self.fallback_count += 1
+                status = "fallback"
+                reason = f"priority level {index} has no solution within the limits"
+                break
+            velocity = velocity + basis @ step
+            basis = self._nullspace(A @ basis, basis)
+            if basis.shape[1] == 0:
+                break
+        configuration_next = self.kinematics.configuration + velocity * dt
+        for limit in self._position_limits:
+            configuration_next = np.clip(configuration_next, limit.lower, limit.upper)
+        return WbcResult(velocity, configuration_next, status, reason)
+
+    step = solve_velocity
+
+    def _level_qp(
+        self,
+        A: np.ndarray,
+        b: np.ndarray,
+        velocity: np.ndarray,
+        basis: np.ndarray,
+        box_lower: np.ndarray,
+        box_upper: np.ndarray,
+        G: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
+    ) -> QuadraticProgram:
+        """QP in z for v = velocity + basis z (see the module docstring)."""
+        projected = A @ basis
+        residual = A @ velocity - b
+        size = basis.shape[1]
+        H = projected.T @ projected + self.config.damping * np.eye(size)
+        f = projected.T @ residual
+        if size == ACTION_DIM and not velocity.any():  # first level: bounds stay simple
+            return QuadraticProgram(H, f, G, lower, upper, box_lower, box_upper)
+        rows = np.vstack([basis, G @ basis])
+        offset = np.concatenate([velocity, G @ velocity])
+        row_lower = np.concatenate([box_lower, lower]) - offset
+        row_upper = np.concatenate([box_upper, upper]) - offset
+        # Projected rows can be tiny; scale each to unit norm so the solver's tolerances mean the
+        # same for all, and drop rows the higher levels already fixed (no z can change them).
+        norms = np.linalg.norm(rows, axis=1)
+        keep = norms > 1e-9
+        scale = 1.0 / norms[keep]
+        return QuadraticProgram(
+            H,
+            f,
+            rows[keep] * scale[:, None],
+            row_lower[keep] * scale,
+            row_upper[keep] * scale,
+            np.full(size, -np.inf),
+            np.full(size, np.inf),
+        )
+
+    def _nullspace(self, projected: np.ndarray, basis: np.ndarray) -> np.ndarray:
+        """Columns of ``basis`` times a basis of the nullspace of ``projected``."""
+        _, singular, vt = np.linalg.svd(projected, full_matrices=True)
+        threshold = self.config.nullspace_tolerance * max(singular.max(initial=0.0), 1.0)
+        rank = int(np.sum(singular > threshold))
+        return basis @ vt[rank:].T

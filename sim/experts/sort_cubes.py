@@ -1,0 +1,67 @@
+"""Scripted expert for SortCubes: one pick-and-place into the matching bin per subtask.
+
+For each ``put_in`` subtask, in the episode's order, the arm named by the subtask grasps the
+cube from above (fingers turned to the cube's yaw), lifts it clear of the bin walls, carries it
+over its bin, lowers it into the bin and lets go, then rises; meanwhile the other arm returns to
+its resting pose. Each subtask is planned when the previous one has been handed to the
+controller, from the cube's and bin's poses at that moment.
+
+Example:
+    >>> import gymnasium as gym, kinema.sim
+    >>> from kinema.sim.experts import run_expert_episode
+    >>> env = gym.make("kinema/SortCubes-v0").unwrapped
+    >>> run_expert_episode(env, "SortCubes", seed=0).success
+    True
+"""
+
+import numpy as np
+
+from kinema.aloha import Arm
+from kinema.controllers.kinematics import Pose
+from kinema.sim.experts.base import (
+    GRASP_ABOVE_CENTRE_M,
+    OPEN,
+    Expert,
+    arm_keyframe,
+    body_yaw,
+    down_rotation,
+    square_grasp_yaw,
+)
+from kinema.sim.experts.plan import EndEffectorPlan
+from kinema.sim.simulation import AlohaSim
+from kinema.sim.tasks.objects import BIN_WALL_HEIGHT_M
+
+CARRY_HEIGHT_M = 0.14  # TCP height while carrying (cube bottom ≈ 0.1 m, above the bin walls)
+RELEASE_ABOVE_RIM_M = 0.02  # cube bottom above the bin rim when the gripper opens
+
+
+class SortCubesExpert(Expert):
+    """Put each cube into its bin, one subtask after the other (see module docstring)."""
+
+    def extend(self, sim: AlohaSim, plan: EndEffectorPlan) -> bool:
+        done = self.subtasks_planned
+        if done == len(self.subtasks):
+            return False
+        subtask = self.subtasks[done]
+        self.subtasks_planned += 1
+        color = subtask.object.removesuffix(" cube")
+        arm: Arm = subtask.arm
+        cube_body = self.task.cubes.slot(color)
+        bin_position = sim.body_position(self.task.bins.slot(color))
+        cube = sim.body_position(cube_body)
+        yaw = square_grasp_yaw(body_yaw(sim, cube_body))
+        grasp = cube + np.array([0.0, 0.0, GRASP_ABOVE_CENTRE_M])
+        for keyframe in self.pick_from_above(arm, grasp, yaw, CARRY_HEIGHT_M):
+            plan.append(keyframe)
+        rotation = down_rotation(arm, 0.0)
+        over_bin = np.array([*bin_position[:2], CARRY_HEIGHT_M])
+        release_m = BIN_WALL_HEIGHT_M + RELEASE_ABOVE_RIM_M + 0.02 + GRASP_ABOVE_CENTRE_M
+        plan.append(arm_keyframe(arm, self.duration(0.8), Pose(over_bin, rotation)))
+        plan.append(
+            arm_keyframe(
+                arm, self.duration(0.35), Pose(np.array([*bin_position[:2], release_m]), rotation)
+            )
+        )
+        plan.append(arm_keyframe(arm, self.duration(0.25), None, OPEN))
+        plan.append(arm_keyframe(arm, self.duration(0.3), Pose(over_bin, rotation)))
+        return True

@@ -1,0 +1,71 @@
+"""Scripted expert for StackBlocks: build the tower one block at a time.
+
+For each ``stack_on`` subtask the arm on the moved block's side grasps it from above (fingers
+turned to its yaw), lifts it, carries it over the block it goes on, lowers it until it sits a
+few millimetres above that block's top face (turned to that block's yaw, so the tower stays
+square) and lets go. The place pose is read from the simulator when the carrying motion starts,
+so each block lands where the block below really is.
+
+Example:
+    >>> import gymnasium as gym, kinema.sim
+    >>> from kinema.sim.experts import run_expert_episode
+    >>> env = gym.make("kinema/StackBlocks-v0").unwrapped
+    >>> run_expert_episode(env, "StackBlocks", seed=0).success
+    True
+"""
+
+import numpy as np
+
+from kinema.aloha import Arm
+from kinema.controllers.kinematics import Pose
+from kinema.sim.experts.base import (
+    GRASP_ABOVE_CENTRE_M,
+    OPEN,
+    Expert,
+    arm_keyframe,
+    body_yaw,
+    down_rotation,
+    square_grasp_yaw,
+)
+from kinema.sim.experts.plan import EndEffectorPlan
+from kinema.sim.simulation import AlohaSim
+from kinema.sim.tasks.stack_blocks import BLOCK_HALF_M
+
+CARRY_CLEARANCE_M = 0.07  # the carried block's bottom above the tower's top while carrying
+DROP_GAP_M = 0.004  # gap between the carried block and the one below when the gripper opens
+
+
+class StackBlocksExpert(Expert):
+    """Stack the blocks in the spoken order (see module docstring)."""
+
+    def extend(self, sim: AlohaSim, plan: EndEffectorPlan) -> bool:
+        done = self.subtasks_planned
+        if done == len(self.subtasks):
+            return False
+        subtask = self.subtasks[done]
+        self.subtasks_planned += 1
+        arm: Arm = subtask.arm
+        assert subtask.target is not None
+        moved = self.task.blocks.slot(subtask.object.removesuffix(" block"))
+        below = self.task.blocks.slot(subtask.target.removesuffix(" block"))
+        block = sim.body_position(moved)
+        base = sim.body_position(below)
+        carry_m = base[2] + 3 * BLOCK_HALF_M + CARRY_CLEARANCE_M + GRASP_ABOVE_CENTRE_M
+        grasp = block + np.array([0.0, 0.0, GRASP_ABOVE_CENTRE_M])
+        yaw = square_grasp_yaw(body_yaw(sim, moved))
+        for keyframe in self.pick_from_above(arm, grasp, yaw, carry_m):
+            plan.append(keyframe)
+
+        def place(height_m: float) -> Pose:
+            """TCP pose with the carried block centred ``height_m`` above the block below."""
+            base_now = sim.body_position(below)
+            rotation = down_rotation(arm, square_grasp_yaw(body_yaw(sim, below)))
+            return Pose(base_now + np.array([0.0, 0.0, height_m + GRASP_ABOVE_CENTRE_M]), rotation)
+
+        plan.append(arm_keyframe(arm, self.duration(0.8), lambda: place(carry_m - base[2])))
+        plan.append(
+            arm_keyframe(arm, self.duration(0.45), lambda: place(2 * BLOCK_HALF_M + DROP_GAP_M))
+        )
+        plan.append(arm_keyframe(arm, self.duration(0.25), None, OPEN))
+        plan.append(arm_keyframe(arm, self.duration(0.3), lambda: place(carry_m - base[2])))
+        return True
