@@ -23,6 +23,7 @@ def _expert(args: argparse.Namespace) -> None:
             first_seed=args.first_seed,
             workers=args.workers,
             video=args.video,
+            image_size=tuple(args.image_size),
         )
     )
 
@@ -84,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=0, help="worker processes (0: one per CPU core)"
     )
     expert.add_argument("--video", type=Path, default=None, help="MP4 of the first episode")
+    expert.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        default=(240, 320),
+        metavar=("H", "W"),
+        help="size of each camera image in the video, in pixels",
+    )
     expert.set_defaults(run=_expert)
 
     tasks = commands.add_parser(

@@ -10,6 +10,7 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import gymnasium as gym
@@ -91,7 +92,8 @@ def run(config: ExpertRunConfig) -> dict[str, object]:
     progress = tqdm(
         total=len(seeds), initial=len(results), desc=f"{config.task} expert", unit="episode"
     )
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # Spawned, not forked: the parent may hold threads (rendering, BLAS) a fork would copy.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         for seed, episode in pool.map(_episode, [config.task] * len(remaining), remaining):
             results[seed] = episode
             progress.update()

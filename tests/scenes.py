@@ -1,5 +1,6 @@
 """Hand-built simulator states for tests: objects placed in grippers, bins, towers."""
 
+import av
 import mujoco
 import numpy as np
 
@@ -41,3 +42,9 @@ def hold_in_gripper(
     rotation = gripper_rotation if body_rotation is None else gripper_rotation @ body_rotation
     sim.set_free_body_pose(body, site.xpos.copy(), rotation_to_quaternion(rotation))
     sim.forward()
+
+
+def decode(path) -> list[np.ndarray]:
+    """All frames of an MP4 as RGB arrays."""
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]

@@ -2,19 +2,14 @@
 
 import json
 
-import av
 import numpy as np
 import pytest
+from scenes import decode
 
 from kinema.aloha import ACTION_HIGH, ACTION_LOW, HOME_POSE
 from kinema.cli import main
 from kinema.demo import joint_sweep, sweep_duration_s
 from kinema.video import CAPTION_HEIGHT_PX, Mp4Writer, mosaic
-
-
-def decode(path) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
 def test_mp4_round_trip_keeps_frame_count_and_pads_odd_sizes(tmp_path):

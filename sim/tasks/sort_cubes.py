@@ -51,7 +51,7 @@ class SortCubes(Task):
     """Sort 3–4 coloured cubes into matching bins (see module docstring)."""
 
     name = "SortCubes"
-    max_episode_steps = 1000
+    max_episode_steps = 1200
     environment_state_dim = ColoredSlots.state_dim(MAX_CUBES, True) + ColoredSlots.state_dim(
         MAX_CUBES, False
     )
