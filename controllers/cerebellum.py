@@ -3,10 +3,11 @@
 Per 2 ms tick (500 Hz):
 
 1. **WBC, a horizon ahead.** The caller gives the gripper poses and openings wanted at time
-   t + T, T = N·h the MPC's horizon (20 × 0.02 s = 0.4 s). One WBC step (frame tasks and the
-   gripper task first, posture second; joint position and velocity limits, arm–arm and
-   arm–table collision avoidance) moves a look-ahead configuration toward them; it is appended
-   to a buffer that holds the planned joint trajectory from now to t + T, one sample per tick.
+   t + T, T = N·h the MPC's horizon (20 × 0.02 s = 0.4 s). One WBC step (gripper positions and
+   openings first, gripper orientations second, posture third; joint position and velocity
+   limits, arm–arm and arm–table collision avoidance) moves a look-ahead configuration toward
+   them; it is appended to a buffer that holds the planned joint trajectory from now to t + T,
+   one sample per tick.
 2. **MPC, now.** The MPC reads that buffer at t + k·h (k = 1…N) as its reference and returns the
    command for the next tick under position, velocity and acceleration limits, from the state it
    commanded last (position, velocity, acceleration).
@@ -44,6 +45,8 @@ from kinema.controllers.tasks import FrameTask, GripperTask, PostureTask
 from kinema.controllers.wbc import WbcConfig, WholeBodyController
 from kinema.types import JointCommand
 
+_TCP_SITES = ("left/tcp", "right/tcp")
+
 
 @dataclass(frozen=True)
 class CerebellumConfig:
@@ -74,12 +77,14 @@ class EndEffectorCerebellum:
     def __init__(self, model: mujoco.MjModel, config: CerebellumConfig = CerebellumConfig()):
         self.config = config
         self.kinematics = Kinematics(model)
-        self.left_task = FrameTask(
-            "left/tcp", config.position_cost, config.orientation_cost, config.frame_gain
-        )
-        self.right_task = FrameTask(
-            "right/tcp", config.position_cost, config.orientation_cost, config.frame_gain
-        )
+        # Gripper positions outrank gripper orientations: where a pose is out of reach the
+        # gripper tilts rather than stopping short of the place it must be.
+        self.position_tasks = [
+            FrameTask(site, config.position_cost, 0.0, config.frame_gain) for site in _TCP_SITES
+        ]
+        self.orientation_tasks = [
+            FrameTask(site, 0.0, config.orientation_cost, config.frame_gain) for site in _TCP_SITES
+        ]
         self.gripper_task = GripperTask(gain=config.frame_gain)
         left = aloha_collision_geoms(model, "left")
         right = aloha_collision_geoms(model, "right")
@@ -94,7 +99,8 @@ class EndEffectorCerebellum:
         self.wbc = WholeBodyController(
             self.kinematics,
             [
-                [self.left_task, self.right_task, self.gripper_task],
+                [*self.position_tasks, self.gripper_task],
+                self.orientation_tasks,
                 [PostureTask(HOME_POSE, config.posture_cost)],
             ],
             limits,
@@ -123,8 +129,9 @@ class EndEffectorCerebellum:
 
     def tick(self, left: Pose, right: Pose, gripper_openings: tuple[float, float]) -> JointCommand:
         """Plan one tick toward the targets wanted a horizon from now; command the next tick."""
-        self.left_task.set_target(left)
-        self.right_task.set_target(right)
+        for index, target in enumerate((left, right)):
+            self.position_tasks[index].set_target(target)
+            self.orientation_tasks[index].set_target(target)
         self.gripper_task.set_target(gripper_openings)
         planned = self.wbc.step(self.lookahead_configuration).configuration
         self._plan[self._head] = planned
