@@ -96,6 +96,7 @@ class Kinematics:
         self.model = model
         self.data = mujoco.MjData(model)
         self.configuration = np.zeros(ACTION_DIM)
+        self._jacobians: dict[tuple[str, FrameKind], np.ndarray] = {}
         joint_qpos, joint_dof, finger_qpos, finger_dof = [], [], [], []
         for arm in ARMS:
             p = arm_prefix(arm)
@@ -122,6 +123,7 @@ class Kinematics:
         self.data.qpos[self._finger_qpos] = q[GRIPPER_INDICES, None] * FINGER_TRAVEL_M
         mujoco.mj_kinematics(self.model, self.data)
         mujoco.mj_comPos(self.model, self.data)
+        self._jacobians: dict[tuple[str, FrameKind], np.ndarray] = {}
 
     def _frame_id(self, name: str, kind: FrameKind) -> int:
         object_type = mujoco.mjtObj.mjOBJ_SITE if kind == "site" else mujoco.mjtObj.mjOBJ_BODY
@@ -141,13 +143,21 @@ class Kinematics:
         return Pose(self.data.xpos[frame_id].copy(), self.data.xmat[frame_id].reshape(3, 3).copy())
 
     def frame_jacobian(self, name: str, kind: FrameKind = "site") -> np.ndarray:
-        """6 × 14 Jacobian of the frame: [linear; angular] velocity in world per unit of v."""
+        """6 × 14 Jacobian of the frame: [linear; angular] velocity in world per unit of v.
+
+        Computed once per configuration; the returned array is shared, do not modify it.
+        """
+        cached = self._jacobians.get((name, kind))
+        if cached is not None:
+            return cached
         frame_id = self._frame_id(name, kind)
         if kind == "site":
             mujoco.mj_jacSite(self.model, self.data, self._jac_pos, self._jac_rot, frame_id)
         else:
             mujoco.mj_jacBody(self.model, self.data, self._jac_pos, self._jac_rot, frame_id)
-        return self._to_action_columns(np.vstack([self._jac_pos, self._jac_rot]))
+        jacobian = self._to_action_columns(np.vstack([self._jac_pos, self._jac_rot]))
+        self._jacobians[(name, kind)] = jacobian
+        return jacobian
 
     def point_jacobian(self, point: np.ndarray, body_id: int) -> np.ndarray:
         """3 × 14 Jacobian of the world ``point`` (m) rigidly attached to body ``body_id``."""

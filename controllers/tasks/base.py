@@ -54,14 +54,18 @@ def validate_pose(name: str, pose: Pose) -> Pose:
     rotation = np.asarray(pose.rotation, dtype=np.float64)
     if position.shape != (3,) or not np.all(np.isfinite(position)):
         raise TaskError(f"{name}: target position must be a finite (3,) vector. Got {position}.")
-    if (
-        rotation.shape != (3, 3)
-        or not np.all(np.isfinite(rotation))
-        or not np.allclose(rotation.T @ rotation, np.eye(3), atol=1e-6)
-        or not np.isclose(np.linalg.det(rotation), 1.0, atol=1e-6)
-    ):
+    if rotation.shape != (3, 3) or not _is_rotation(rotation):
         raise TaskError(f"{name}: target rotation must be a 3 × 3 rotation matrix. Got {rotation}.")
     return Pose(position, rotation)
+
+
+def _is_rotation(matrix: np.ndarray, tolerance: float = 1e-6) -> bool:
+    """RᵀR = I and det R = +1 (right-handed), within ``tolerance``; NaN fails."""
+    orthogonality = np.abs(matrix.T @ matrix - np.eye(3)).max()
+    x, y, z = matrix.T
+    handedness = x[0] * (y[1] * z[2] - y[2] * z[1]) - x[1] * (y[0] * z[2] - y[2] * z[0])
+    handedness += x[2] * (y[0] * z[1] - y[1] * z[0])
+    return bool(orthogonality < tolerance and abs(handedness - 1.0) < tolerance)
 
 
 class Task(abc.ABC):
