@@ -9,6 +9,16 @@ Figures (milliseconds per 2 ms controller tick, all 14 joints):
          on the first ticks of the same loop; also the largest difference of its first
          acceleration from the MPC's, as a check that both solve the same problem.
 
+  WBC    ``WholeBodyController.step`` for both arms: frame tasks for the two grippers first,
+         posture second; joint position and velocity limits, arm–arm and arm–table collision
+         avoidance. Goal: median ≤ 1 ms, and no slower than mink at equal or better accuracy.
+  mink   ``mink.solve_ik`` (DAQP) on the same model, from the same start, toward the same targets,
+         with the same tasks and limits (its ``CollisionAvoidanceLimit`` on the same geom pairs,
+         margins and detection distance); the same number of steps of the same dt. Both report
+         the time per step and the final gripper position error.
+  loop   a TransferCube expert episode: WBC + MPC + one physics step per 2 ms tick, as a
+         real-time factor (simulated time / wall time).
+
 Usage:  .venv/bin/python benchmarks/controllers.py [--ticks 2000] [--peer-ticks 200] [--skip-peer]
 Ends with one JSON line of the figures.
 """
@@ -17,10 +27,21 @@ import argparse
 import json
 import time
 
+import gymnasium as gym
+import mink
 import numpy as np
 from tqdm import tqdm
 
-from kinema.aloha import ACTION_DIM, HOME_POSE
+import kinema.sim
+from kinema.aloha import ACTION_DIM, ACTION_HIGH, ACTION_LOW, HOME_POSE
+from kinema.controllers.kinematics import Kinematics
+from kinema.controllers.limits import (
+    CollisionAvoidanceLimit,
+    PositionLimit,
+    VelocityLimit,
+    aloha_collision_geoms,
+    default_max_velocity,
+)
 from kinema.controllers.mpc import (
     JointMpc,
     MpcConfig,
@@ -29,6 +50,10 @@ from kinema.controllers.mpc import (
     build_joint_problem,
     sample_chunk,
 )
+from kinema.controllers.tasks import FrameTask, PostureTask
+from kinema.controllers.wbc import WholeBodyController
+from kinema.sim.experts import run_expert_episode
+from kinema.sim.model import build_model
 
 CHUNK_LENGTH = 50  # actions per chunk, 20 ms apart (1 s)
 CHUNK_EVERY_S = 0.5  # a new chunk replaces the old one this often
@@ -107,11 +132,147 @@ def bench_mpc_cvxpy(references: np.ndarray, config: MpcConfig) -> dict[str, floa
     }
 
 
+IK_DT_S = 0.002  # the controller period
+IK_STEPS = 400  # steps per target pair (0.8 s of controller time)
+ARM_CLEARANCE_M = 0.01
+TABLE_CLEARANCE_M = 0.002
+DETECTION_M = 0.1
+SITES = ("left/tcp", "right/tcp")
+
+
+def ik_targets(count: int, seed: int = 1) -> list[np.ndarray]:
+    """Reachable target configurations: home plus a random offset of up to ±0.5 rad per joint."""
+    rng = np.random.default_rng(seed)
+    targets = []
+    for _ in range(count):
+        q = HOME_POSE + rng.uniform(-0.5, 0.5, size=ACTION_DIM)
+        targets.append(np.clip(q, ACTION_LOW, ACTION_HIGH))
+    return targets
+
+
+def _position_error_mm(kinematics: Kinematics, goals: dict[str, np.ndarray]) -> float:
+    return 1e3 * max(
+        float(np.linalg.norm(kinematics.frame_pose(site).position - goals[site].position))
+        for site in SITES
+    )
+
+
+def bench_wbc(targets: list[np.ndarray]) -> dict[str, float]:
+    """Our WBC toward each target's gripper poses: time per step and final position error."""
+    model = build_model("")
+    kinematics = Kinematics(model)
+    frames = [FrameTask(site, 1.0, 1.0) for site in SITES]
+    left, right = (aloha_collision_geoms(model, arm) for arm in ("left", "right"))
+    limits = [
+        PositionLimit(),
+        VelocityLimit(),
+        CollisionAvoidanceLimit(model, [(left, right)], ARM_CLEARANCE_M, DETECTION_M),
+        CollisionAvoidanceLimit(
+            model, [(left + right, [model.geom("table").id])], TABLE_CLEARANCE_M, DETECTION_M
+        ),
+    ]
+    wbc = WholeBodyController(kinematics, [frames, [PostureTask(HOME_POSE, 1e-2)]], limits)
+    seconds, errors = [], []
+    for target in tqdm(targets, desc="WBC", leave=False):
+        kinematics.configure(target)
+        goals = {site: kinematics.frame_pose(site) for site in SITES}
+        for task, site in zip(frames, SITES, strict=True):
+            task.set_target(goals[site])
+        q = HOME_POSE.copy()
+        for _ in range(IK_STEPS):
+            start = time.perf_counter()
+            q = wbc.step(q).configuration
+            seconds.append(time.perf_counter() - start)
+        kinematics.configure(q)
+        errors.append(_position_error_mm(kinematics, goals))
+    ms = 1e3 * np.array(seconds)
+    return {
+        "wbc_median_ms": float(np.median(ms)),
+        "wbc_p99_ms": float(np.percentile(ms, 99)),
+        "wbc_err_mm": float(np.mean(errors)),
+        "wbc_max_err_mm": float(np.max(errors)),
+    }
+
+
+def bench_mink(targets: list[np.ndarray]) -> dict[str, float]:
+    """mink's ``solve_ik`` (DAQP) on the same model, tasks, limits, targets and steps."""
+    model = build_model("")
+    kinematics = Kinematics(model)  # only to set up identical targets and measure errors
+    configuration = mink.Configuration(model)
+    frames = [
+        mink.FrameTask(site, "site", position_cost=1.0, orientation_cost=1.0) for site in SITES
+    ]
+    posture = mink.PostureTask(model, cost=1e-2)
+    left, right = (aloha_collision_geoms(model, arm) for arm in ("left", "right"))
+    joint_names = [model.joint(j).name for j in range(model.njnt)]
+    velocity = default_max_velocity()
+    limits = [
+        mink.ConfigurationLimit(model),
+        mink.VelocityLimit(model, {name: float(velocity[0]) for name in joint_names}),
+        mink.CollisionAvoidanceLimit(model, [(left, right)], 0.85, ARM_CLEARANCE_M, DETECTION_M),
+        mink.CollisionAvoidanceLimit(
+            model, [(left + right, [model.geom("table").id])], 0.85, TABLE_CLEARANCE_M, DETECTION_M
+        ),
+    ]
+    seconds, errors = [], []
+    for target in tqdm(targets, desc="mink", leave=False):
+        kinematics.configure(target)
+        goals = {site: kinematics.frame_pose(site) for site in SITES}
+        for task, site in zip(frames, SITES, strict=True):
+            goal = goals[site]
+            task.set_target(
+                mink.SE3.from_rotation_and_translation(
+                    mink.SO3.from_matrix(goal.rotation), goal.position
+                )
+            )
+        kinematics.configure(HOME_POSE)
+        configuration.update(kinematics.data.qpos.copy())
+        posture.set_target(configuration.q.copy())
+        for _ in range(IK_STEPS):
+            start = time.perf_counter()
+            v = mink.solve_ik(configuration, [*frames, posture], IK_DT_S, "daqp", limits=limits)
+            configuration.integrate_inplace(v, IK_DT_S)
+            seconds.append(time.perf_counter() - start)
+        errors.append(
+            1e3
+            * max(
+                float(
+                    np.linalg.norm(
+                        configuration.get_transform_frame_to_world(site, "site").translation()
+                        - goals[site].position
+                    )
+                )
+                for site in SITES
+            )
+        )
+    ms = 1e3 * np.array(seconds)
+    return {
+        "mink_median_ms": float(np.median(ms)),
+        "mink_p99_ms": float(np.percentile(ms, 99)),
+        "mink_err_mm": float(np.mean(errors)),
+        "mink_max_err_mm": float(np.max(errors)),
+    }
+
+
+def bench_control_loop(seed: int = 0) -> dict[str, float]:
+    """Real-time factor of a TransferCube expert episode at 500 Hz (WBC + MPC + physics)."""
+    env = gym.make(kinema.sim.env_id("TransferCube")).unwrapped
+    start = time.perf_counter()
+    episode = run_expert_episode(env, "TransferCube", seed)
+    wall_s = time.perf_counter() - start
+    simulated_s = episode.frames * 0.02
+    return {
+        "loop_tick_ms": 1e3 * wall_s / (episode.frames * 10),
+        "loop_realtime_factor": simulated_s / wall_s,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ticks", type=int, default=2000, help="MPC ticks to time")
     parser.add_argument("--peer-ticks", type=int, default=200, help="ticks for the cvxpy peer")
     parser.add_argument("--skip-peer", action="store_true", help="do not measure cvxpy")
+    parser.add_argument("--ik-targets", type=int, default=10, help="target pairs for WBC/mink")
     args = parser.parse_args()
 
     config = MpcConfig()
@@ -127,7 +288,21 @@ def main() -> None:
             f"cvxpy + OSQP: median {figures['cvxpy_osqp_median_ms']:.2f} ms "
             f"({figures['cvxpy_over_mpc_median']:.0f}× the MPC)"
         )
-    print(json.dumps(figures))
+    targets = ik_targets(args.ik_targets)
+    figures |= bench_wbc(targets)
+    figures |= bench_mink(targets)
+    figures["mink_over_wbc_median"] = figures["mink_median_ms"] / figures["wbc_median_ms"]
+    print(
+        f"WBC: median {figures['wbc_median_ms']:.3f} ms, error {figures['wbc_err_mm']:.3f} mm; "
+        f"mink: median {figures['mink_median_ms']:.3f} ms, error {figures['mink_err_mm']:.3f} mm "
+        f"({figures['mink_over_wbc_median']:.2f}× the WBC's time)"
+    )
+    figures |= bench_control_loop()
+    print(
+        f"control loop: {figures['loop_tick_ms']:.3f} ms per 2 ms tick, "
+        f"{figures['loop_realtime_factor']:.2f}× real time"
+    )
+    print(json.dumps({key: round(value, 4) for key, value in figures.items()}))
 
 
 if __name__ == "__main__":

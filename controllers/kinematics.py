@@ -107,17 +107,23 @@ class Kinematics:
             finger_dof.append([model.joint(p + f).dofadr[0] for f in FINGER_JOINTS])
         self._joint_qpos = np.array(joint_qpos)
         self._finger_qpos = np.array(finger_qpos)
-        self._joint_dof = np.array(joint_dof)
-        self._finger_dof = np.array(finger_dof)  # (2 arms, 2 fingers)
-        self._jac_pos = np.zeros((3, model.nv))
-        self._jac_rot = np.zeros((3, model.nv))
+        # Model velocities → 14-vector columns: J₁₄ = J_nv · M. An arm joint maps one to one;
+        # both fingers slide FINGER_TRAVEL_M per unit of gripper opening.
+        self._to_action = np.zeros((model.nv, ACTION_DIM))
+        self._to_action[joint_dof, JOINT_INDICES] = 1.0
+        for fingers, column in zip(finger_dof, GRIPPER_INDICES, strict=True):
+            self._to_action[fingers, column] = FINGER_TRAVEL_M
+        self._jacobian_buffer = np.zeros((6, model.nv))
+        self._frame_ids: dict[tuple[str, FrameKind], int] = {}
 
     def configure(self, configuration: np.ndarray) -> None:
         """Set the 14-vector configuration and recompute every frame (objects keep their pose)."""
-        try:
-            q = validate_action(configuration).copy()
-        except ActionError as error:
-            raise KinematicsError(f"Kinematics.configure: {error}") from error
+        q = np.array(configuration, dtype=np.float64)
+        if q.shape != (ACTION_DIM,) or not np.isfinite(q).all():
+            try:
+                validate_action(q)  # raises, saying what is wrong
+            except ActionError as error:
+                raise KinematicsError(f"Kinematics.configure: {error}") from error
         self.configuration = q
         self.data.qpos[self._joint_qpos] = q[JOINT_INDICES]
         self.data.qpos[self._finger_qpos] = q[GRIPPER_INDICES, None] * FINGER_TRAVEL_M
@@ -126,10 +132,13 @@ class Kinematics:
         self._jacobians: dict[tuple[str, FrameKind], np.ndarray] = {}
 
     def _frame_id(self, name: str, kind: FrameKind) -> int:
-        object_type = mujoco.mjtObj.mjOBJ_SITE if kind == "site" else mujoco.mjtObj.mjOBJ_BODY
-        frame_id = mujoco.mj_name2id(self.model, object_type, name)
-        if frame_id < 0:
-            raise KinematicsError(f"Kinematics: the model has no {kind} named {name!r}")
+        frame_id = self._frame_ids.get((name, kind))
+        if frame_id is None:
+            object_type = mujoco.mjtObj.mjOBJ_SITE if kind == "site" else mujoco.mjtObj.mjOBJ_BODY
+            frame_id = mujoco.mj_name2id(self.model, object_type, name)
+            if frame_id < 0:
+                raise KinematicsError(f"Kinematics: the model has no {kind} named {name!r}")
+            self._frame_ids[(name, kind)] = frame_id
         return frame_id
 
     def frame_pose(self, name: str, kind: FrameKind = "site") -> Pose:
@@ -151,25 +160,20 @@ class Kinematics:
         if cached is not None:
             return cached
         frame_id = self._frame_id(name, kind)
+        linear, angular = self._jacobian_buffer[:3], self._jacobian_buffer[3:]
         if kind == "site":
-            mujoco.mj_jacSite(self.model, self.data, self._jac_pos, self._jac_rot, frame_id)
+            mujoco.mj_jacSite(self.model, self.data, linear, angular, frame_id)
         else:
-            mujoco.mj_jacBody(self.model, self.data, self._jac_pos, self._jac_rot, frame_id)
-        jacobian = self._to_action_columns(np.vstack([self._jac_pos, self._jac_rot]))
+            mujoco.mj_jacBody(self.model, self.data, linear, angular, frame_id)
+        jacobian = self._jacobian_buffer @ self._to_action
         self._jacobians[(name, kind)] = jacobian
         return jacobian
 
     def point_jacobian(self, point: np.ndarray, body_id: int) -> np.ndarray:
         """3 × 14 Jacobian of the world ``point`` (m) rigidly attached to body ``body_id``."""
-        mujoco.mj_jac(self.model, self.data, self._jac_pos, None, point, body_id)
-        return self._to_action_columns(self._jac_pos)
-
-    def _to_action_columns(self, jacobian: np.ndarray) -> np.ndarray:
-        result = np.zeros((jacobian.shape[0], ACTION_DIM))
-        result[:, JOINT_INDICES] = jacobian[:, self._joint_dof]
-        # Both fingers slide FINGER_TRAVEL_M per unit of opening.
-        result[:, GRIPPER_INDICES] = FINGER_TRAVEL_M * jacobian[:, self._finger_dof].sum(axis=2)
-        return result
+        linear = self._jacobian_buffer[:3]
+        mujoco.mj_jac(self.model, self.data, linear, None, point, body_id)
+        return linear @ self._to_action
 
 
 def tcp_site(arm: Arm) -> str:

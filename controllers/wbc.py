@@ -9,9 +9,9 @@ opening per second) that serves its tasks, ranked in priority levels, subject to
 
 **Strict hierarchy by nullspace projection.** After level k is solved with v_k, the velocities
 still free are v = v_k + Z_k z, where the columns of Z_k span the nullspace of every higher
-level's stacked task matrix (computed by SVD; directions with singular value below
-``nullspace_tolerance`` · σ_max count as free). Level k + 1 then solves a QP in z only, so it
-cannot change what any higher level achieved, by construction. The limits stay hard
+level's stacked task matrix (computed by rank-revealing QR; directions whose pivot is below
+``nullspace_tolerance`` times the largest count as free). Level k + 1 then solves a QP in z
+only, so it cannot change what any higher level achieved, by construction. The limits stay hard
 constraints at every level; a level whose goal conflicts with a limit gets the best it can
 within the limits, and lower levels still respect that result. Each level is one small dense QP
 solved exactly by DAQP (``solver="daqp"``) or by any cvxpy solver (``solver="CLARABEL"``, …).
@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import numpy as np
+import scipy.linalg
 
 from kinema.aloha import ACTION_DIM
 from kinema.controllers.kinematics import Kinematics
@@ -52,6 +53,8 @@ from kinema.controllers.limits.base import Constraint, Limit
 from kinema.controllers.limits.joint_position import PositionLimit
 from kinema.controllers.qp import QuadraticProgram, solve_cvxpy, solve_daqp
 from kinema.controllers.tasks.base import Task
+
+_NEGLIGIBLE = 1e-12  # entries of a projected task matrix below this count as zero
 
 
 class WbcError(ValueError):
@@ -143,12 +146,26 @@ class WholeBodyController:
         velocity = np.zeros(ACTION_DIM)
         basis = np.eye(ACTION_DIM)  # Z: velocities still free, v = velocity + Z z
         status, reason = "optimal", ""
+        last = len(self.levels) - 1
         for index, level in enumerate(self.levels):
             objectives = [task.compute_objective(self.kinematics, dt) for task in level]
             A = np.vstack([o.A for o in objectives])
             b = np.concatenate([o.b for o in objectives])
+            projected = A @ basis
+            if index > 0 and not np.any(np.abs(projected) > _NEGLIGIBLE):
+                continue  # the higher levels left this level no freedom: its optimum is z = 0
             step = self._solve(
-                self._level_qp(A, b, velocity, basis, box_lower, box_upper, G, lower, upper)
+                self._level_qp(
+                    projected,
+                    A @ velocity - b,
+                    velocity,
+                    basis,
+                    box_lower,
+                    box_upper,
+                    G,
+                    lower,
+                    upper,
+                )
             )
             if step is None:
                 self.fallback_count += 1
@@ -156,7 +173,9 @@ class WholeBodyController:
                 reason = f"priority level {index} has no solution within the limits"
                 break
             velocity = velocity + basis @ step
-            basis = self._nullspace(A @ basis, basis)
+            if index == last:
+                break
+            basis = self._nullspace(projected, basis)
             if basis.shape[1] == 0:
                 break
         configuration_next = self.kinematics.configuration + velocity * dt
@@ -168,8 +187,8 @@ class WholeBodyController:
 
     def _level_qp(
         self,
-        A: np.ndarray,
-        b: np.ndarray,
+        projected: np.ndarray,
+        residual: np.ndarray,
         velocity: np.ndarray,
         basis: np.ndarray,
         box_lower: np.ndarray,
@@ -178,9 +197,8 @@ class WholeBodyController:
         lower: np.ndarray,
         upper: np.ndarray,
     ) -> QuadraticProgram:
-        """QP in z for v = velocity + basis z (see the module docstring)."""
-        projected = A @ basis
-        residual = A @ velocity - b
+        """QP in z for v = velocity + basis z (see the module docstring), given the level's
+        projected matrix A·basis and residual A·velocity − b."""
         size = basis.shape[1]
         H = projected.T @ projected + self.config.damping * np.eye(size)
         f = projected.T @ residual
@@ -206,8 +224,13 @@ class WholeBodyController:
         )
 
     def _nullspace(self, projected: np.ndarray, basis: np.ndarray) -> np.ndarray:
-        """Columns of ``basis`` times a basis of the nullspace of ``projected``."""
-        _, singular, vt = np.linalg.svd(projected, full_matrices=True)
-        threshold = self.config.nullspace_tolerance * max(singular.max(initial=0.0), 1.0)
-        rank = int(np.sum(singular > threshold))
-        return basis @ vt[rank:].T
+        """Columns of ``basis`` times a basis of the nullspace of ``projected``.
+
+        Rank-revealing QR of the transpose, Aᵀ P = Q R: the first rank(A) columns of Q span the
+        row space of A, the remaining ones its nullspace (4× cheaper than an SVD here).
+        """
+        q, r, _ = scipy.linalg.qr(projected.T, pivoting=True, check_finite=False)
+        diagonal = np.abs(np.diag(r))
+        threshold = self.config.nullspace_tolerance * max(diagonal.max(initial=0.0), 1.0)
+        rank = int(np.sum(diagonal > threshold))
+        return basis @ q[:, rank:]

@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="the main job: roll out the simulated robot and write an MP4 of its cameras",
-        description="Roll out the simulated bimanual robot on a task (a scripted joint sweep "
+        help="the main job: the simulated robot solves a task, filmed to an MP4",
+        description="Solve a task in simulation (with the scripted expert and the cerebellum "
         "until the policy exists) and write the four cameras to an MP4.",
     )
     demo.add_argument("--task", choices=list(TASKS), default="TransferCube")

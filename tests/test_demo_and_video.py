@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 from scenes import decode
 
-from kinema.aloha import ACTION_HIGH, ACTION_LOW, HOME_POSE
 from kinema.cli import main
-from kinema.demo import joint_sweep, sweep_duration_s
 from kinema.video import CAPTION_HEIGHT_PX, Mp4Writer, mosaic
 
 
@@ -38,20 +36,14 @@ def test_mosaic_tiles_cameras_under_a_caption():
     assert frame[CAPTION_HEIGHT_PX + 30, 45].tolist() == [0, 0, 0]  # empty fourth tile
 
 
-def test_joint_sweep_starts_at_home_and_stays_within_limits():
-    np.testing.assert_allclose(joint_sweep(0.0)[[0, 1, 2, 3, 4, 5]], HOME_POSE[:6])
-    for t in np.arange(0, sweep_duration_s(), 0.02):
-        target = joint_sweep(t)
-        assert np.all(target >= ACTION_LOW) and np.all(target <= ACTION_HIGH)
-
-
 def test_demo_command_writes_a_video_and_a_json_summary(tmp_path, capsys):
     out = tmp_path / "demo.mp4"
     main(["demo", "--image-size", "48", "64", "--out", str(out)])
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["video"] == str(out.resolve())
+    assert summary["success"] is True
     frames = decode(out)
-    assert len(frames) == summary["steps"] == round(sweep_duration_s() / 0.02)
+    assert len(frames) == summary["steps"]
     assert frames[0].shape == (CAPTION_HEIGHT_PX + 96, 128, 3)
 
 

@@ -8,8 +8,9 @@ damper lets the pair approach by at most a fraction γ of its remaining margin p
     −ḋ ≤ γ (d − d_min) / dt      ⇔      −nᵀ (J_p₂ − J_p₁) v ≤ γ (d − d_min) / dt.
 
 Pairs farther apart than ``detection_distance_m`` add no row. A cheap broad phase on the geoms'
-bounding spheres skips the exact distance query for pairs that are clearly far; static geoms (the
-table) have zero Jacobian, so a gripper is simply stopped above them.
+bounding spheres (and, against geoms fixed to the world such as the table, on bounding-box
+heights) skips the exact distance query for pairs that are clearly far. Static geoms have zero
+Jacobian, so a gripper is simply stopped above the table.
 
 ``aloha_collision_geoms`` names the geoms that matter on ALOHA: the links of each arm from the
 upper arm to the gripper housing. The finger pads are left out by default: they must come close
@@ -22,6 +23,7 @@ Example:
     >>> limit = CollisionAvoidanceLimit(model, [(left, right)], minimum_distance_m=0.02)
 """
 
+import math
 from collections.abc import Sequence
 
 import mujoco
@@ -81,14 +83,25 @@ class CollisionAvoidanceLimit(Limit):
         self.minimum_distance_m = minimum_distance_m
         self.detection_distance_m = detection_distance_m
         self.gain = gain
-        self._bound_radius = model.geom_rbound[self.pairs].sum(axis=1)
+        # Put a static geom (fixed to the world) second in its pair; the rows do not depend on
+        # the order. The top of its bounding box never moves.
+        static = model.geom_bodyid[self.pairs] == 0
+        swap = static[:, 0] & ~static[:, 1]
+        self.pairs[swap] = self.pairs[swap][:, ::-1]
+        self._static = np.flatnonzero(model.geom_bodyid[self.pairs[:, 1]] == 0)
+        data = mujoco.MjData(model)
+        mujoco.mj_kinematics(model, data)
+        self._static_top_m = _extreme_heights(
+            data, model, self.pairs[self._static, 1], highest=True
+        )
+        self._moving_below_static = self.pairs[self._static, 0]
+        self._radius = model.geom_rbound[self.pairs]  # (pairs, 2) bounding-sphere radii
         self._fromto = np.zeros(6)
 
     def distances(self, kinematics: Kinematics) -> list[tuple[int, int, float, np.ndarray]]:
         """(geom₁, geom₂, signed distance in m, fromto) of the pairs within detection range."""
         data = kinematics.data
-        centres = data.geom_xpos[self.pairs]
-        gaps = np.linalg.norm(centres[:, 0] - centres[:, 1], axis=1) - self._bound_radius
+        gaps = self._lower_bounds(data)
         near = []
         for first, second in self.pairs[gaps < self.detection_distance_m]:
             distance = mujoco.mj_geomDistance(
@@ -98,6 +111,17 @@ class CollisionAvoidanceLimit(Limit):
                 near.append((int(first), int(second), distance, self._fromto.copy()))
         return near
 
+    def _lower_bounds(self, data: mujoco.MjData) -> np.ndarray:
+        """A cheap lower bound (m) on each pair's distance: the bounding-sphere gap, or for a
+        static second geom (the table) the larger of that and the height of the first geom's
+        lowest point above the static geom's highest point."""
+        positions = data.geom_xpos[self.pairs]
+        bound = np.linalg.norm(positions[:, 0] - positions[:, 1], axis=1) - self._radius.sum(1)
+        if self._static.size:
+            lowest = _extreme_heights(data, self.model, self._moving_below_static, highest=False)
+            bound[self._static] = np.maximum(bound[self._static], lowest - self._static_top_m)
+        return bound
+
     def compute_constraint(self, kinematics: Kinematics, dt_s: float) -> Constraint:
         near = self.distances(kinematics)
         rows = np.zeros((len(near), kinematics.configuration.shape[0]))
@@ -105,14 +129,25 @@ class CollisionAvoidanceLimit(Limit):
         body = self.model.geom_bodyid
         for i, (first, second, distance, fromto) in enumerate(near):
             segment = fromto[3:] - fromto[:3]
-            length = np.linalg.norm(segment)
+            length = math.hypot(*segment)
             if length < 1e-9:  # touching exactly: no direction to move apart along
                 continue
             normal = segment / length if distance >= 0 else -segment / length
-            relative = kinematics.point_jacobian(fromto[3:], body[second]) - (
-                kinematics.point_jacobian(fromto[:3], body[first])
-            )
+            relative = -kinematics.point_jacobian(fromto[:3], body[first])
+            if body[second] != 0:  # geoms fixed to the world do not move
+                relative += kinematics.point_jacobian(fromto[3:], body[second])
             rows[i] = -normal @ relative
             upper[i] = self.gain * (distance - self.minimum_distance_m) / dt_s
         upper[~np.any(rows, axis=1)] = np.inf
         return Constraint(rows, np.full(len(near), -np.inf), upper)
+
+
+def _extreme_heights(
+    data: mujoco.MjData, model: mujoco.MjModel, geoms: np.ndarray, highest: bool
+) -> np.ndarray:
+    """World height (m) of the highest or lowest corner of each geom's bounding box: the box
+    centre's height ± Σᵢ |R_zi| hᵢ over the box half-sizes hᵢ along the geom's axes."""
+    rows = data.geom_xmat[geoms][:, 6:9]  # the z row of each rotation
+    centre = data.geom_xpos[geoms, 2] + np.sum(rows * model.geom_aabb[geoms, :3], axis=1)
+    reach = np.sum(np.abs(rows) * model.geom_aabb[geoms, 3:], axis=1)
+    return centre + reach if highest else centre - reach
