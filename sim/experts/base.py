@@ -82,6 +82,9 @@ class ExpertTiming:
     lateral_jitter_m: float = 0.01
 
 
+DEFAULT_TIMING = ExpertTiming()
+
+
 class Expert(abc.ABC):
     """A demonstrator for one task: appends each subtask's keyframes when asked."""
 
@@ -90,7 +93,7 @@ class Expert(abc.ABC):
         task: Task,
         subtasks: Sequence[Subtask],
         rng: np.random.Generator,
-        timing: ExpertTiming = ExpertTiming(),
+        timing: ExpertTiming = DEFAULT_TIMING,
     ):
         self.task = task
         self.subtasks = list(subtasks)

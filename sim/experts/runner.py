@@ -24,7 +24,7 @@ import numpy as np
 
 from kinema.controllers.cerebellum import CerebellumConfig, EndEffectorCerebellum
 from kinema.sim.env import AlohaEnv
-from kinema.sim.experts.base import Expert, ExpertTiming
+from kinema.sim.experts.base import DEFAULT_TIMING, Expert, ExpertTiming
 from kinema.sim.experts.insertion import InsertionExpert
 from kinema.sim.experts.plan import EndEffectorPlan
 from kinema.sim.experts.sort_cubes import SortCubesExpert
@@ -66,7 +66,7 @@ def run_expert_episode(
     seed: int,
     on_frame: FrameCallback | None = None,
     settle_s: float = 0.3,
-    timing: ExpertTiming = ExpertTiming(),
+    timing: ExpertTiming = DEFAULT_TIMING,
 ) -> ExpertEpisode:
     """Reset ``env`` with ``seed``, run the task's expert to the end, report the outcome.
 
