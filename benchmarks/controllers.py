@@ -166,9 +166,11 @@ def bench_wbc(targets: list[np.ndarray]) -> dict[str, float]:
     limits = [
         PositionLimit(),
         VelocityLimit(),
-        CollisionAvoidanceLimit(model, [(left, right)], ARM_CLEARANCE_M, DETECTION_M),
         CollisionAvoidanceLimit(
-            model, [(left + right, [model.geom("table").id])], TABLE_CLEARANCE_M, DETECTION_M
+            model,
+            [(left, right), (left + right, [model.geom("table").id])],
+            [ARM_CLEARANCE_M, TABLE_CLEARANCE_M],
+            DETECTION_M,
         ),
     ]
     wbc = WholeBodyController(kinematics, [frames, [PostureTask(HOME_POSE, 1e-2)]], limits)

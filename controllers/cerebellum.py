@@ -91,9 +91,10 @@ class EndEffectorCerebellum:
         limits = [
             PositionLimit(),
             VelocityLimit(np.array(config.mpc.max_velocity_rad_s)),
-            CollisionAvoidanceLimit(model, [(left, right)], config.arm_clearance_m),
             CollisionAvoidanceLimit(
-                model, [(left + right, [model.geom("table").id])], config.table_clearance_m
+                model,
+                [(left, right), (left + right, [model.geom("table").id])],
+                [config.arm_clearance_m, config.table_clearance_m],
             ),
         ]
         self.wbc = WholeBodyController(

@@ -17,6 +17,7 @@ Example:
     array([0.5, 0. ])
 """
 
+import functools
 from typing import NamedTuple
 
 import cvxpy as cp
@@ -39,12 +40,19 @@ class QuadraticProgram(NamedTuple):
     upper_x: np.ndarray  # (n,)
 
 
+@functools.cache
+def _inequalities(count: int) -> np.ndarray:
+    """DAQP's constraint-kind flags for ``count`` plain inequalities (shared: DAQP may use it as
+    scratch, but leaves plain inequalities flagged 0 when it returns)."""
+    return np.zeros(count, dtype=np.int32)
+
+
 def solve_daqp(qp: QuadraticProgram) -> np.ndarray | None:
     """Solve with DAQP; the optimal x, or None if DAQP reports no optimum."""
     upper = np.minimum(np.concatenate([qp.upper_x, qp.upper]), _DAQP_INFINITY)
     lower = np.maximum(np.concatenate([qp.lower_x, qp.lower]), -_DAQP_INFINITY)
     x, _, exitflag, _ = daqp.solve(
-        qp.H, qp.f, np.ascontiguousarray(qp.A), upper, lower, np.zeros(len(upper), dtype=np.int32)
+        qp.H, qp.f, np.ascontiguousarray(qp.A), upper, lower, _inequalities(len(upper))
     )
     if exitflag not in _DAQP_OPTIMAL or not np.all(np.isfinite(x)):
         return None

@@ -58,29 +58,40 @@ def aloha_collision_geoms(
 
 
 class CollisionAvoidanceLimit(Limit):
-    """Keep every geom of group A at least ``minimum_distance_m`` from every geom of group B."""
+    """Keep every geom of group A at least ``minimum_distance_m`` from every geom of group B.
+
+    ``minimum_distance_m`` is one margin for all group pairs, or one per group pair.
+    """
 
     def __init__(
         self,
         model: mujoco.MjModel,
         group_pairs: Sequence[tuple[GeomGroup, GeomGroup]],
-        minimum_distance_m: float = 0.02,
+        minimum_distance_m: float | Sequence[float] = 0.02,
         detection_distance_m: float = 0.1,
         gain: float = 0.85,
     ):
-        if not 0.0 <= minimum_distance_m < detection_distance_m:
+        margins = np.broadcast_to(np.asarray(minimum_distance_m, float), (len(group_pairs),))
+        if not np.all((margins >= 0.0) & (margins < detection_distance_m)):
             raise LimitError(
-                "CollisionAvoidanceLimit: need 0 ≤ minimum_distance_m < detection_distance_m. "
-                f"Got {minimum_distance_m} and {detection_distance_m}."
+                "CollisionAvoidanceLimit: need 0 ≤ minimum_distance_m < detection_distance_m "
+                f"(one margin, or one per group pair). Got {minimum_distance_m} and "
+                f"{detection_distance_m}."
             )
         if not 0.0 < gain <= 1.0:
             raise LimitError(f"CollisionAvoidanceLimit: gain must be in (0, 1]. Got {gain}.")
-        pairs = [(a, b) for first, second in group_pairs for a in first for b in second if a != b]
+        pairs, pair_margins = [], []
+        for (first, second), margin in zip(group_pairs, margins, strict=True):
+            for a in first:
+                for b in second:
+                    if a != b:
+                        pairs.append((a, b))
+                        pair_margins.append(margin)
         if not pairs:
             raise LimitError("CollisionAvoidanceLimit: group_pairs name no pair of geoms.")
         self.model = model
         self.pairs = np.array(pairs, dtype=np.int64)
-        self.minimum_distance_m = minimum_distance_m
+        self.minimum_distance_m = np.array(pair_margins)  # per geom pair
         self.detection_distance_m = detection_distance_m
         self.gain = gain
         # Put a static geom (fixed to the world) second in its pair; the rows do not depend on
@@ -100,15 +111,19 @@ class CollisionAvoidanceLimit(Limit):
 
     def distances(self, kinematics: Kinematics) -> list[tuple[int, int, float, np.ndarray]]:
         """(geom₁, geom₂, signed distance in m, fromto) of the pairs within detection range."""
-        data = kinematics.data
-        gaps = self._lower_bounds(data)
+        near = self._near(kinematics.data, self._lower_bounds(kinematics.data))
+        return [(first, second, distance, fromto) for _, first, second, distance, fromto in near]
+
+    def _near(self, data: mujoco.MjData, gaps: np.ndarray) -> list:
+        """(pair index, geom₁, geom₂, distance, fromto) of the pairs within detection range."""
         near = []
-        for first, second in self.pairs[gaps < self.detection_distance_m]:
+        for index in np.flatnonzero(gaps < self.detection_distance_m):
+            first, second = self.pairs[index]
             distance = mujoco.mj_geomDistance(
                 self.model, data, first, second, self.detection_distance_m, self._fromto
             )
             if distance < self.detection_distance_m:
-                near.append((int(first), int(second), distance, self._fromto.copy()))
+                near.append((index, int(first), int(second), distance, self._fromto.copy()))
         return near
 
     def _lower_bounds(self, data: mujoco.MjData) -> np.ndarray:
@@ -123,11 +138,11 @@ class CollisionAvoidanceLimit(Limit):
         return bound
 
     def compute_constraint(self, kinematics: Kinematics, dt_s: float) -> Constraint:
-        near = self.distances(kinematics)
+        near = self._near(kinematics.data, self._lower_bounds(kinematics.data))
         rows = np.zeros((len(near), kinematics.configuration.shape[0]))
         upper = np.empty(len(near))
         body = self.model.geom_bodyid
-        for i, (first, second, distance, fromto) in enumerate(near):
+        for i, (index, first, second, distance, fromto) in enumerate(near):
             segment = fromto[3:] - fromto[:3]
             length = math.hypot(*segment)
             if length < 1e-9:  # touching exactly: no direction to move apart along
@@ -137,7 +152,7 @@ class CollisionAvoidanceLimit(Limit):
             if body[second] != 0:  # geoms fixed to the world do not move
                 relative += kinematics.point_jacobian(fromto[3:], body[second])
             rows[i] = -normal @ relative
-            upper[i] = self.gain * (distance - self.minimum_distance_m) / dt_s
+            upper[i] = self.gain * (distance - self.minimum_distance_m[index]) / dt_s
         upper[~np.any(rows, axis=1)] = np.inf
         return Constraint(rows, np.full(len(near), -np.inf), upper)
 
