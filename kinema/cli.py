@@ -44,6 +44,17 @@ def _tasks(args: argparse.Namespace) -> None:
         env.close()
 
 
+def _add_image_size(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        default=(240, 320),
+        metavar=("H", "W"),
+        help="size of each camera image in the video, in pixels",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kinema.sim.tasks import TASKS
 
@@ -61,14 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--task", choices=list(TASKS), default="TransferCube")
     demo.add_argument("--seed", type=int, default=0, help="episode seed (object placement)")
-    demo.add_argument(
-        "--image-size",
-        type=int,
-        nargs=2,
-        default=(240, 320),
-        metavar=("H", "W"),
-        help="size of each camera image in pixels",
-    )
+    _add_image_size(demo)
     demo.add_argument("--out", type=Path, default=Path("outputs/demo.mp4"), help="MP4 path")
     demo.set_defaults(run=_demo)
 
@@ -85,14 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=0, help="worker processes (0: one per CPU core)"
     )
     expert.add_argument("--video", type=Path, default=None, help="MP4 of the first episode")
-    expert.add_argument(
-        "--image-size",
-        type=int,
-        nargs=2,
-        default=(240, 320),
-        metavar=("H", "W"),
-        help="size of each camera image in the video, in pixels",
-    )
+    _add_image_size(expert)
     expert.set_defaults(run=_expert)
 
     tasks = commands.add_parser(

@@ -47,6 +47,18 @@ def as_cost(name: str, cost: float | np.ndarray, size: int) -> np.ndarray:
     return array
 
 
+def pose_cost(
+    name: str, position_cost: float | np.ndarray, orientation_cost: float | np.ndarray
+) -> np.ndarray:
+    """The (6,) cost of a pose error: three position rows (per m), three orientation (per rad)."""
+    return np.concatenate(
+        [
+            as_cost(f"{name} position_cost", position_cost, 3),
+            as_cost(f"{name} orientation_cost", orientation_cost, 3),
+        ]
+    )
+
+
 def validate_pose(name: str, pose: Pose) -> Pose:
     """Return ``pose`` if its position is a finite (3,) vector and its rotation a rotation
     matrix (RᵀR = I, det R = 1, to 1e-6); raise ``TaskError`` naming ``name`` otherwise."""

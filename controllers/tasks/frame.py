@@ -16,7 +16,7 @@ Example:
 import numpy as np
 
 from kinema.controllers.kinematics import Kinematics, Pose, rotation_log
-from kinema.controllers.tasks.base import Task, TaskError, as_cost, validate_pose
+from kinema.controllers.tasks.base import Task, TaskError, pose_cost, validate_pose
 
 
 class FrameTask(Task):
@@ -29,13 +29,7 @@ class FrameTask(Task):
         orientation_cost: float | np.ndarray = 1.0,
         gain: float = 1.0,
     ):
-        cost = np.concatenate(
-            [
-                as_cost("FrameTask position_cost", position_cost, 3),
-                as_cost("FrameTask orientation_cost", orientation_cost, 3),
-            ]
-        )
-        super().__init__(cost, gain)
+        super().__init__(pose_cost("FrameTask", position_cost, orientation_cost), gain)
         self.site = site
         self.target: Pose | None = None
 

@@ -24,7 +24,7 @@ Example:
 import numpy as np
 
 from kinema.controllers.kinematics import Kinematics, Pose, rotation_log, skew
-from kinema.controllers.tasks.base import Task, TaskError, as_cost, validate_pose
+from kinema.controllers.tasks.base import Task, TaskError, pose_cost, validate_pose
 
 
 class RelativeFrameTask(Task):
@@ -38,13 +38,7 @@ class RelativeFrameTask(Task):
         orientation_cost: float | np.ndarray = 1.0,
         gain: float = 1.0,
     ):
-        cost = np.concatenate(
-            [
-                as_cost("RelativeFrameTask position_cost", position_cost, 3),
-                as_cost("RelativeFrameTask orientation_cost", orientation_cost, 3),
-            ]
-        )
-        super().__init__(cost, gain)
+        super().__init__(pose_cost("RelativeFrameTask", position_cost, orientation_cost), gain)
         self.base_site = base_site
         self.site = site
         self.target: Pose | None = None

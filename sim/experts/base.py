@@ -142,6 +142,13 @@ class Expert(abc.ABC):
         self.rest: dict[Arm, Pose] = {"left": plan.initial.left, "right": plan.initial.right}
         self.subtasks_planned = 0
 
+    def next_subtask(self) -> Subtask | None:
+        """The first subtask not planned yet (now counted as planned), or None when all are."""
+        if self.subtasks_planned == len(self.subtasks):
+            return None
+        self.subtasks_planned += 1
+        return self.subtasks[self.subtasks_planned - 1]
+
     @abc.abstractmethod
     def extend(self, sim: AlohaSim, plan: EndEffectorPlan) -> bool:
         """Append the next part of the demonstration (a subtask, or several that run at once)

@@ -39,11 +39,9 @@ class SortCubesExpert(Expert):
     """Put each cube into its bin, one subtask after the other (see module docstring)."""
 
     def extend(self, sim: AlohaSim, plan: EndEffectorPlan) -> bool:
-        done = self.subtasks_planned
-        if done == len(self.subtasks):
+        subtask = self.next_subtask()
+        if subtask is None:
             return False
-        subtask = self.subtasks[done]
-        self.subtasks_planned += 1
         color = subtask.object.removesuffix(" cube")
         arm: Arm = subtask.arm
         cube_body = self.task.cubes.slot(color)

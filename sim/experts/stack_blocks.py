@@ -39,11 +39,9 @@ class StackBlocksExpert(Expert):
     """Stack the blocks in the spoken order (see module docstring)."""
 
     def extend(self, sim: AlohaSim, plan: EndEffectorPlan) -> bool:
-        done = self.subtasks_planned
-        if done == len(self.subtasks):
+        subtask = self.next_subtask()
+        if subtask is None:
             return False
-        subtask = self.subtasks[done]
-        self.subtasks_planned += 1
         arm: Arm = subtask.arm
         assert subtask.target is not None
         moved = self.task.blocks.slot(subtask.object.removesuffix(" block"))
