@@ -23,6 +23,7 @@ Example:
     ((3,), (6, 14))
 """
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -64,12 +65,12 @@ def rotation_log(rotation: np.ndarray) -> np.ndarray:
     """Rotation vector ω (rad) with exp([ω]×) = ``rotation``: axis times angle, angle in [0, π]."""
     quaternion = np.empty(4)
     mujoco.mju_mat2Quat(quaternion, np.ascontiguousarray(rotation).ravel())
-    if quaternion[0] < 0.0:
-        quaternion = -quaternion
-    sine = np.linalg.norm(quaternion[1:])
-    if sine < 1e-12:
-        return 2.0 * quaternion[1:]
-    return (2.0 * np.arctan2(sine, quaternion[0]) / sine) * quaternion[1:]
+    w, x, y, z = quaternion.tolist()
+    if w < 0.0:  # the same rotation, with the angle in [0, π]
+        w, x, y, z = -w, -x, -y, -z
+    sine = math.sqrt(x * x + y * y + z * z)  # sin(angle / 2)
+    scale = 2.0 if sine < 1e-12 else 2.0 * math.atan2(sine, w) / sine
+    return np.array([scale * x, scale * y, scale * z])
 
 
 def rotation_exp(vector: np.ndarray) -> np.ndarray:

@@ -107,6 +107,7 @@ class CollisionAvoidanceLimit(Limit):
         )
         self._moving_below_static = self.pairs[self._static, 0]
         self._radius = model.geom_rbound[self.pairs]  # (pairs, 2) bounding-sphere radii
+        self._radius_sum = self._radius.sum(axis=1)
         self._fromto = np.zeros(6)
 
     def distances(self, kinematics: Kinematics) -> list[tuple[int, int, float, np.ndarray]]:
@@ -130,8 +131,8 @@ class CollisionAvoidanceLimit(Limit):
         """A cheap lower bound (m) on each pair's distance: the bounding-sphere gap, or for a
         static second geom (the table) the larger of that and the height of the first geom's
         lowest point above the static geom's highest point."""
-        positions = data.geom_xpos[self.pairs]
-        bound = np.linalg.norm(positions[:, 0] - positions[:, 1], axis=1) - self._radius.sum(1)
+        offset = data.geom_xpos[self.pairs[:, 0]] - data.geom_xpos[self.pairs[:, 1]]
+        bound = np.sqrt((offset * offset).sum(axis=1)) - self._radius_sum
         if self._static.size:
             lowest = _extreme_heights(data, self.model, self._moving_below_static, highest=False)
             bound[self._static] = np.maximum(bound[self._static], lowest - self._static_top_m)
@@ -162,7 +163,8 @@ def _extreme_heights(
 ) -> np.ndarray:
     """World height (m) of the highest or lowest corner of each geom's bounding box: the box
     centre's height ± Σᵢ |R_zi| hᵢ over the box half-sizes hᵢ along the geom's axes."""
-    rows = data.geom_xmat[geoms][:, 6:9]  # the z row of each rotation
-    centre = data.geom_xpos[geoms, 2] + np.sum(rows * model.geom_aabb[geoms, :3], axis=1)
-    reach = np.sum(np.abs(rows) * model.geom_aabb[geoms, 3:], axis=1)
+    rows = data.geom_xmat[geoms, 6:9]  # the z row of each rotation
+    box = model.geom_aabb[geoms]
+    centre = data.geom_xpos[geoms, 2] + (rows * box[:, :3]).sum(axis=1)
+    reach = (np.abs(rows) * box[:, 3:]).sum(axis=1)
     return centre + reach if highest else centre - reach
