@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import numpy as np
-import scipy.linalg
+from scipy.linalg.lapack import dgeqp3, dorgqr
 
 from kinema.aloha import ACTION_DIM
 from kinema.controllers.kinematics import Kinematics
@@ -55,6 +55,7 @@ from kinema.controllers.qp import QuadraticProgram, solve_cvxpy, solve_daqp
 from kinema.controllers.tasks.base import Task
 
 _NEGLIGIBLE = 1e-12  # entries of a projected task matrix below this count as zero
+_IDENTITY = np.eye(ACTION_DIM)
 
 
 class WbcError(ValueError):
@@ -144,20 +145,23 @@ class WholeBodyController:
         dt = self.config.dt_s
         box_lower, box_upper, G, lower, upper = self._constraints()
         velocity = np.zeros(ACTION_DIM)
-        basis = np.eye(ACTION_DIM)  # Z: velocities still free, v = velocity + Z z
+        basis = _IDENTITY  # Z: velocities still free, v = velocity + Z z
         status, reason = "optimal", ""
         last = len(self.levels) - 1
         for index, level in enumerate(self.levels):
             objectives = [task.compute_objective(self.kinematics, dt) for task in level]
             A = np.vstack([o.A for o in objectives])
             b = np.concatenate([o.b for o in objectives])
-            projected = A @ basis
-            if index > 0 and not np.any(np.abs(projected) > _NEGLIGIBLE):
-                continue  # the higher levels left this level no freedom: its optimum is z = 0
+            if index == 0:  # nothing fixed yet: Z = I, v = 0
+                projected, residual = A, -b
+            else:
+                projected, residual = A @ basis, A @ velocity - b
+                if np.abs(projected).max(initial=0.0) <= _NEGLIGIBLE:
+                    continue  # the higher levels left this level no freedom: its optimum is z = 0
             step = self._solve(
                 self._level_qp(
                     projected,
-                    A @ velocity - b,
+                    residual,
                     velocity,
                     basis,
                     box_lower,
@@ -172,7 +176,7 @@ class WholeBodyController:
                 status = "fallback"
                 reason = f"priority level {index} has no solution within the limits"
                 break
-            velocity = velocity + basis @ step
+            velocity = step if index == 0 else velocity + basis @ step
             if index == last:
                 break
             basis = self._nullspace(projected, basis)
@@ -202,7 +206,7 @@ class WholeBodyController:
         size = basis.shape[1]
         H = projected.T @ projected + self.config.damping * np.eye(size)
         f = projected.T @ residual
-        if size == ACTION_DIM and not velocity.any():  # first level: bounds stay simple
+        if basis is _IDENTITY:  # first level: bounds stay simple
             return QuadraticProgram(H, f, G, lower, upper, box_lower, box_upper)
         rows = np.vstack([basis, G @ basis])
         offset = np.concatenate([velocity, G @ velocity])
@@ -226,11 +230,15 @@ class WholeBodyController:
     def _nullspace(self, projected: np.ndarray, basis: np.ndarray) -> np.ndarray:
         """Columns of ``basis`` times a basis of the nullspace of ``projected``.
 
-        Rank-revealing QR of the transpose, Aᵀ P = Q R: the first rank(A) columns of Q span the
-        row space of A, the remaining ones its nullspace (4× cheaper than an SVD here).
+        Rank-revealing QR of the transpose (LAPACK's dgeqp3), Aᵀ P = Q R: the first rank(A)
+        columns of Q span the row space of A, the remaining ones its nullspace (4× cheaper than
+        an SVD here).
         """
-        q, r, _ = scipy.linalg.qr(projected.T, pivoting=True, check_finite=False)
-        diagonal = np.abs(np.diag(r))
+        factors, _, reflectors, _, _ = dgeqp3(projected.T)
+        diagonal = np.abs(np.diag(factors))
         threshold = self.config.nullspace_tolerance * max(diagonal.max(initial=0.0), 1.0)
         rank = int(np.sum(diagonal > threshold))
+        square = np.zeros((factors.shape[0], factors.shape[0]))
+        square[:, : factors.shape[1]] = factors
+        q, _, _ = dorgqr(square, reflectors)  # Q from its Householder reflectors
         return basis @ q[:, rank:]

@@ -141,7 +141,7 @@ class CollisionAvoidanceLimit(Limit):
     def compute_constraint(self, kinematics: Kinematics, dt_s: float) -> Constraint:
         near = self._near(kinematics.data, self._lower_bounds(kinematics.data))
         rows = np.zeros((len(near), kinematics.configuration.shape[0]))
-        upper = np.empty(len(near))
+        upper = np.full(len(near), np.inf)  # rows left at zero constrain nothing
         body = self.model.geom_bodyid
         for i, (index, first, second, distance, fromto) in enumerate(near):
             segment = fromto[3:] - fromto[:3]
@@ -154,7 +154,6 @@ class CollisionAvoidanceLimit(Limit):
                 relative += kinematics.point_jacobian(fromto[3:], body[second])
             rows[i] = -normal @ relative
             upper[i] = self.gain * (distance - self.minimum_distance_m[index]) / dt_s
-        upper[~np.any(rows, axis=1)] = np.inf
         return Constraint(rows, np.full(len(near), -np.inf), upper)
 
 
