@@ -238,7 +238,9 @@ class WholeBodyController:
         diagonal = np.abs(np.diag(factors))
         threshold = self.config.nullspace_tolerance * max(diagonal.max(initial=0.0), 1.0)
         rank = int(np.sum(diagonal > threshold))
-        square = np.zeros((factors.shape[0], factors.shape[0]))
-        square[:, : factors.shape[1]] = factors
-        q, _, _ = dorgqr(square, reflectors)  # Q from its Householder reflectors
+        size = factors.shape[0]
+        reflector_count = min(size, factors.shape[1])
+        square = np.zeros((size, size))
+        square[:, :reflector_count] = factors[:, :reflector_count]
+        q, _, _ = dorgqr(square, reflectors[:reflector_count])  # Q from its Householder reflectors
         return basis @ q[:, rank:]

@@ -352,3 +352,19 @@ def test_infeasible_first_level_falls_back_to_holding(model, kin):
 def test_empty_levels_raise(kin, levels):
     with pytest.raises(WbcError, match=r"^WholeBodyController: levels must be"):
         WholeBodyController(kin, levels, [])
+
+
+@pytest.mark.parametrize("shape", [(12, 14), (3, 14), (6, 6), (9, 6), (4, 9)])
+def test_nullspace_basis_spans_exactly_the_free_directions(kin, shape):
+    rng = np.random.default_rng(sum(shape))
+    size = shape[1]
+    matrix = rng.standard_normal(shape)
+    matrix[0] = matrix[1]  # one dependent row: the rank is one short of full
+    wbc = WholeBodyController(kin, [[PostureTask(HOME_POSE)]], [])
+    basis = np.linalg.qr(rng.standard_normal((ACTION_DIM, size)))[0]  # orthonormal columns
+    free = wbc._nullspace(matrix, basis)
+    rank = np.linalg.matrix_rank(matrix)
+    assert free.shape == (ACTION_DIM, size - rank)
+    np.testing.assert_allclose(free.T @ free, np.eye(size - rank), atol=1e-12)
+    # Moving along the free directions changes nothing the matrix measures.
+    np.testing.assert_allclose(matrix @ (basis.T @ free), 0.0, atol=1e-12)
