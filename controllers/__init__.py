@@ -6,5 +6,6 @@
 - ``mpc``: the joint-space MPC that smooths a reference under position, velocity and
   acceleration limits.
 - ``qp``: the small dense QPs both solve (DAQP directly, or any cvxpy solver).
-- ``cerebellum``: the WBC a horizon ahead and the MPC now, for gripper-pose targets.
+- ``action_spaces``: the joint and end-effector action spaces (6-D rotations).
+- ``cerebellum``: MPC and WBC together, for joint references or gripper-pose targets.
 """

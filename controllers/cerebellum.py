@@ -1,4 +1,8 @@
-"""The cerebellum for end-effector targets: WBC inverse kinematics ahead of time, MPC on top.
+"""The cerebellum: what a policy or planner wants → smooth, limit-respecting joint commands.
+
+``JointCerebellum`` takes joint-space references (action chunks): MPC, then the WBC as a safety
+pass (see its docstring). ``EndEffectorCerebellum`` takes gripper poses, as follows.
+
 
 Per 2 ms tick (500 Hz):
 
@@ -18,7 +22,7 @@ targets must be known T in advance, which a planner of waypoints (the scripted e
 
 Example:
     >>> from kinema.sim.model import build_model
-    >>> from kinema.aloha import HOME_POSE
+    >>> from kinema.aloha import GRIPPER_INDICES, HOME_POSE
     >>> cerebellum = EndEffectorCerebellum(build_model(""))
     >>> cerebellum.reset(HOME_POSE)
     >>> left, right = cerebellum.lookahead_poses()
@@ -32,10 +36,11 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from kinema.aloha import HOME_POSE
+from kinema.aloha import GRIPPER_INDICES, HOME_POSE
 from kinema.controllers.kinematics import Kinematics, Pose
 from kinema.controllers.limits import (
     CollisionAvoidanceLimit,
+    Limit,
     PositionLimit,
     VelocityLimit,
     aloha_collision_geoms,
@@ -71,6 +76,22 @@ class CerebellumConfig:
     table_clearance_m: float = 0.002
 
 
+def aloha_limits(model: mujoco.MjModel, config: CerebellumConfig) -> list[Limit]:
+    """The limits every cerebellum enforces: joint positions, velocities (the MPC's), arm–arm and
+    arm–table clearances."""
+    left = aloha_collision_geoms(model, "left")
+    right = aloha_collision_geoms(model, "right")
+    return [
+        PositionLimit(),
+        VelocityLimit(np.array(config.mpc.max_velocity_rad_s)),
+        CollisionAvoidanceLimit(
+            model,
+            [(left, right), (left + right, [model.geom("table").id])],
+            [config.arm_clearance_m, config.table_clearance_m],
+        ),
+    ]
+
+
 class EndEffectorCerebellum:
     """Gripper pose targets a horizon ahead → smooth joint commands now (see module docstring)."""
 
@@ -86,17 +107,6 @@ class EndEffectorCerebellum:
             FrameTask(site, 0.0, config.orientation_cost, config.frame_gain) for site in _TCP_SITES
         ]
         self.gripper_task = GripperTask(gain=config.frame_gain)
-        left = aloha_collision_geoms(model, "left")
-        right = aloha_collision_geoms(model, "right")
-        limits = [
-            PositionLimit(),
-            VelocityLimit(np.array(config.mpc.max_velocity_rad_s)),
-            CollisionAvoidanceLimit(
-                model,
-                [(left, right), (left + right, [model.geom("table").id])],
-                [config.arm_clearance_m, config.table_clearance_m],
-            ),
-        ]
         self.wbc = WholeBodyController(
             self.kinematics,
             [
@@ -104,7 +114,7 @@ class EndEffectorCerebellum:
                 self.orientation_tasks,
                 [PostureTask(HOME_POSE, config.posture_cost)],
             ],
-            limits,
+            aloha_limits(model, config),
             WbcConfig(dt_s=config.mpc.tick_dt_s),
         )
         self.mpc = JointMpc(config.mpc)
@@ -142,3 +152,57 @@ class EndEffectorCerebellum:
         result = self.mpc.step(self.state, reference)
         self.state = result.state
         return result.command
+
+
+class JointCerebellum:
+    """Joint-space references (action chunks) → smooth, safe joint commands at 500 Hz.
+
+    Per tick, the MPC follows the reference (positions at t + k·h, e.g. from ``sample_chunk``)
+    under position, velocity and acceleration limits; then the WBC passes its command through
+    (a posture task on the command and the gripper task, gain 1, at top priority) with the joint
+    limits and the arm–arm and arm–table clearances enforced. Where no limit binds, the command is
+    the MPC's exactly; where a clearance binds, the arms stop short and the MPC continues from
+    where they are.
+
+    Example:
+        >>> from kinema.sim.model import build_model
+        >>> from kinema.aloha import GRIPPER_INDICES, HOME_POSE
+        >>> import numpy as np
+        >>> cerebellum = JointCerebellum(build_model(""))
+        >>> cerebellum.reset(HOME_POSE)
+        >>> cerebellum.tick(np.tile(HOME_POSE, (20, 1))).position.shape
+        (14,)
+    """
+
+    def __init__(self, model: mujoco.MjModel, config: CerebellumConfig = CerebellumConfig()):
+        self.config = config
+        self.mpc = JointMpc(config.mpc)
+        self.pass_through = PostureTask(HOME_POSE, cost=1.0, gain=1.0)
+        self.gripper_task = GripperTask(cost=1.0, gain=1.0)
+        self.wbc = WholeBodyController(
+            Kinematics(model),
+            [[self.pass_through, self.gripper_task]],
+            aloha_limits(model, config),
+            # The two tasks cover all 14 entries, so the QP is strictly convex undamped, and an
+            # unconstrained command passes through exactly.
+            WbcConfig(dt_s=config.mpc.tick_dt_s, damping=0.0),
+        )
+        self.state = MpcState.at_rest(HOME_POSE)
+
+    def reset(self, configuration: np.ndarray) -> None:
+        """Start at rest at ``configuration`` (14,)."""
+        self.state = MpcState.at_rest(configuration)
+
+    def tick(self, reference: np.ndarray) -> JointCommand:
+        """The command for the next tick toward ``reference`` (N × 14 positions at t + k·h)."""
+        planned = self.mpc.step(self.state, reference).state
+        self.pass_through.set_target(planned.position)
+        self.gripper_task.set_target(np.clip(planned.position[GRIPPER_INDICES], 0.0, 1.0))
+        safe = self.wbc.step(self.state.position)
+        if np.allclose(safe.configuration, planned.position, rtol=0.0, atol=1e-9):
+            self.state = planned
+        else:  # a limit held the arms back: continue from where they are
+            tick = self.config.mpc.tick_dt_s
+            acceleration = (safe.velocity - self.state.velocity) / tick
+            self.state = MpcState(safe.configuration, safe.velocity, acceleration)
+        return JointCommand(self.state.position.copy(), self.state.velocity.copy())
