@@ -106,8 +106,14 @@ class Kinematics:
             joint_dof += [j.dofadr[0] for j in joints]
             finger_qpos.append([model.joint(p + f).qposadr[0] for f in FINGER_JOINTS])
             finger_dof.append([model.joint(p + f).dofadr[0] for f in FINGER_JOINTS])
-        self._joint_qpos = np.array(joint_qpos)
-        self._finger_qpos = np.array(finger_qpos)
+        # 14-vector → the arms' qpos entries: joints one to one, both fingers of a gripper at
+        # opening · FINGER_TRAVEL_M.
+        self._qpos_index = np.concatenate([joint_qpos, np.ravel(finger_qpos)])
+        self._to_qpos = np.zeros((ACTION_DIM, len(self._qpos_index)))
+        self._to_qpos[JOINT_INDICES, np.arange(len(joint_qpos))] = 1.0
+        for arm, column in enumerate(GRIPPER_INDICES):
+            start = len(joint_qpos) + 2 * arm
+            self._to_qpos[column, start : start + 2] = FINGER_TRAVEL_M
         # Model velocities → 14-vector columns: J₁₄ = J_nv · M. An arm joint maps one to one;
         # both fingers slide FINGER_TRAVEL_M per unit of gripper opening.
         self._to_action = np.zeros((model.nv, ACTION_DIM))
@@ -126,8 +132,7 @@ class Kinematics:
             except ActionError as error:
                 raise KinematicsError(f"Kinematics.configure: {error}") from error
         self.configuration = q
-        self.data.qpos[self._joint_qpos] = q[JOINT_INDICES]
-        self.data.qpos[self._finger_qpos] = q[GRIPPER_INDICES, None] * FINGER_TRAVEL_M
+        self.data.qpos[self._qpos_index] = q @ self._to_qpos
         mujoco.mj_kinematics(self.model, self.data)
         mujoco.mj_comPos(self.model, self.data)
         self._jacobians: dict[tuple[str, FrameKind], np.ndarray] = {}

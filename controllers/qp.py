@@ -49,8 +49,8 @@ def _inequalities(count: int) -> np.ndarray:
 
 def solve_daqp(qp: QuadraticProgram) -> np.ndarray | None:
     """Solve with DAQP; the optimal x, or None if DAQP reports no optimum."""
-    upper = np.minimum(np.concatenate([qp.upper_x, qp.upper]), _DAQP_INFINITY)
-    lower = np.maximum(np.concatenate([qp.lower_x, qp.lower]), -_DAQP_INFINITY)
+    upper = np.concatenate([qp.upper_x, qp.upper]).clip(max=_DAQP_INFINITY)
+    lower = np.concatenate([qp.lower_x, qp.lower]).clip(min=-_DAQP_INFINITY)
     x, _, exitflag, _ = daqp.solve(
         qp.H, qp.f, np.ascontiguousarray(qp.A), upper, lower, _inequalities(len(upper))
     )

@@ -56,6 +56,8 @@ from kinema.controllers.tasks.base import Task
 
 _NEGLIGIBLE = 1e-12  # entries of a projected task matrix below this count as zero
 _IDENTITY = np.eye(ACTION_DIM)
+_NO_BOUND_BELOW = np.full(ACTION_DIM, -np.inf)
+_NO_BOUND_ABOVE = np.full(ACTION_DIM, np.inf)
 
 
 class WbcError(ValueError):
@@ -121,8 +123,7 @@ class WholeBodyController:
 
     def _constraints(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Box bounds (lower, upper) on v and general rows (G, lower, upper) of all limits."""
-        box_lower = np.full(ACTION_DIM, -np.inf)
-        box_upper = np.full(ACTION_DIM, np.inf)
+        box_lower, box_upper = _NO_BOUND_BELOW, _NO_BOUND_ABOVE
         rows: list[Constraint] = []
         for limit in self.limits:
             constraint = limit.compute_constraint(self.kinematics, self.config.dt_s)
@@ -131,6 +132,8 @@ class WholeBodyController:
                 box_upper = np.minimum(box_upper, constraint.upper)
             else:
                 rows.append(constraint)
+        if len(rows) == 1:
+            return box_lower, box_upper, *rows[0]
         if rows:
             G = np.vstack([c.G for c in rows])
             lower = np.concatenate([c.lower for c in rows])
@@ -146,9 +149,14 @@ class WholeBodyController:
         box_lower, box_upper, G, lower, upper = self._constraints()
         velocity = np.zeros(ACTION_DIM)
         basis = _IDENTITY  # Z: velocities still free, v = velocity + Z z
+        free_columns: frozenset[int] | None = None  # when Z is a selection of identity columns
         status, reason = "optimal", ""
         last = len(self.levels) - 1
         for index, level in enumerate(self.levels):
+            if free_columns is not None and all(
+                task.columns is not None and free_columns.isdisjoint(task.columns) for task in level
+            ):
+                continue  # no task of this level acts on the directions still free
             objectives = [task.compute_objective(self.kinematics, dt) for task in level]
             A = np.vstack([o.A for o in objectives])
             b = np.concatenate([o.b for o in objectives])
@@ -179,7 +187,7 @@ class WholeBodyController:
             velocity = step if index == 0 else velocity + basis @ step
             if index == last:
                 break
-            basis = self._nullspace(projected, basis)
+            basis, free_columns = self._nullspace(projected, basis)
             if basis.shape[1] == 0:
                 break
         configuration_next = self.kinematics.configuration + velocity * dt
@@ -204,7 +212,8 @@ class WholeBodyController:
         """QP in z for v = velocity + basis z (see the module docstring), given the level's
         projected matrix A·basis and residual A·velocity − b."""
         size = basis.shape[1]
-        H = projected.T @ projected + self.config.damping * np.eye(size)
+        H = projected.T @ projected
+        H[np.diag_indices(size)] += self.config.damping
         f = projected.T @ residual
         if basis is _IDENTITY:  # first level: bounds stay simple
             return QuadraticProgram(H, f, G, lower, upper, box_lower, box_upper)
@@ -227,20 +236,31 @@ class WholeBodyController:
             np.full(size, np.inf),
         )
 
-    def _nullspace(self, projected: np.ndarray, basis: np.ndarray) -> np.ndarray:
-        """Columns of ``basis`` times a basis of the nullspace of ``projected``.
+    def _nullspace(
+        self, projected: np.ndarray, basis: np.ndarray
+    ) -> tuple[np.ndarray, frozenset[int] | None]:
+        """Columns of ``basis`` times a basis of the nullspace of ``projected``, and, when that
+        is a selection of identity columns, which ones (else None).
 
-        Rank-revealing QR of the transpose (LAPACK's dgeqp3), Aᵀ P = Q R: the first rank(A)
-        columns of Q span the row space of A, the remaining ones its nullspace (4× cheaper than
-        an SVD here).
+        Columns of ``projected`` that are all zero (a task level that leaves the grippers alone)
+        are free directions as they are. For the rest, rank-revealing QR of the transpose
+        (LAPACK's dgeqp3), Aᵀ P = Q R: the first rank(A) columns of Q span the row space of A,
+        the remaining ones its nullspace (4× cheaper than an SVD here).
         """
-        factors, _, reflectors, _, _ = dgeqp3(projected.T)
+        used = projected.any(axis=0)
+        if not used.any():
+            return basis, None
+        factors, _, reflectors, _, _ = dgeqp3(projected[:, used].T)
         diagonal = np.abs(np.diag(factors))
         threshold = self.config.nullspace_tolerance * max(diagonal.max(initial=0.0), 1.0)
         rank = int(np.sum(diagonal > threshold))
+        free = basis[:, ~used]
         size = factors.shape[0]
+        if rank == size:  # the used directions are all taken
+            selection = frozenset(np.flatnonzero(~used).tolist()) if basis is _IDENTITY else None
+            return free, selection
         reflector_count = min(size, factors.shape[1])
         square = np.zeros((size, size))
         square[:, :reflector_count] = factors[:, :reflector_count]
         q, _, _ = dorgqr(square, reflectors[:reflector_count])  # Q from its Householder reflectors
-        return basis @ q[:, rank:]
+        return np.hstack([free, basis[:, used] @ q[:, rank:]]), None

@@ -362,7 +362,7 @@ def test_nullspace_basis_spans_exactly_the_free_directions(kin, shape):
     matrix[0] = matrix[1]  # one dependent row: the rank is one short of full
     wbc = WholeBodyController(kin, [[PostureTask(HOME_POSE)]], [])
     basis = np.linalg.qr(rng.standard_normal((ACTION_DIM, size)))[0]  # orthonormal columns
-    free = wbc._nullspace(matrix, basis)
+    free, _ = wbc._nullspace(matrix, basis)
     rank = np.linalg.matrix_rank(matrix)
     assert free.shape == (ACTION_DIM, size - rank)
     np.testing.assert_allclose(free.T @ free, np.eye(size - rank), atol=1e-12)

@@ -29,12 +29,14 @@ from collections.abc import Sequence
 import mujoco
 import numpy as np
 
-from kinema.aloha import Arm
+from kinema.aloha import ACTION_DIM, Arm
 from kinema.controllers.kinematics import Kinematics
 from kinema.controllers.limits.base import Constraint, Limit, LimitError
 from kinema.sim.model import arm_prefix
 
 GeomGroup = Sequence[int]
+
+_NO_ROWS = Constraint(np.zeros((0, ACTION_DIM)), np.zeros(0), np.zeros(0))
 
 _ARM_COLLISION_BODIES = (
     "upper_arm_link",
@@ -80,34 +82,34 @@ class CollisionAvoidanceLimit(Limit):
             )
         if not 0.0 < gain <= 1.0:
             raise LimitError(f"CollisionAvoidanceLimit: gain must be in (0, 1]. Got {gain}.")
-        pairs, pair_margins = [], []
+        margin_of: dict[tuple[int, int], float] = {}
         for (first, second), margin in zip(group_pairs, margins, strict=True):
             for a in first:
                 for b in second:
                     if a != b:
-                        pairs.append((a, b))
-                        pair_margins.append(margin)
+                        margin_of[(int(a), int(b))] = margin_of[(int(b), int(a))] = float(margin)
+        pairs = list(dict.fromkeys(tuple(sorted(pair)) for pair in margin_of))
         if not pairs:
             raise LimitError("CollisionAvoidanceLimit: group_pairs name no pair of geoms.")
         self.model = model
         self.pairs = np.array(pairs, dtype=np.int64)
-        self.minimum_distance_m = np.array(pair_margins)  # per geom pair
         self.detection_distance_m = detection_distance_m
         self.gain = gain
-        # Put a static geom (fixed to the world) second in its pair; the rows do not depend on
-        # the order. The top of its bounding box never moves.
+        # Put a static geom (fixed to the world) second in its pair, and pairs with one static
+        # geom last; the rows depend on neither order. A static geom's top never moves.
         static = model.geom_bodyid[self.pairs] == 0
         swap = static[:, 0] & ~static[:, 1]
         self.pairs[swap] = self.pairs[swap][:, ::-1]
-        self._static = np.flatnonzero(model.geom_bodyid[self.pairs[:, 1]] == 0)
+        self.pairs = self.pairs[np.argsort(model.geom_bodyid[self.pairs[:, 1]] == 0, kind="stable")]
+        self.minimum_distance_m = np.array([margin_of[(int(a), int(b))] for a, b in self.pairs])
+        self._moving_count = int(np.sum(model.geom_bodyid[self.pairs[:, 1]] != 0))
+        moving, above_static = self.pairs[: self._moving_count], self.pairs[self._moving_count :]
+        self._first, self._second = moving[:, 0].copy(), moving[:, 1].copy()
+        self._radius_sum = model.geom_rbound[moving].sum(axis=1)
         data = mujoco.MjData(model)
         mujoco.mj_kinematics(model, data)
-        self._static_top_m = _extreme_heights(
-            data, model, self.pairs[self._static, 1], highest=True
-        )
-        self._moving_below_static = self.pairs[self._static, 0]
-        self._radius = model.geom_rbound[self.pairs]  # (pairs, 2) bounding-sphere radii
-        self._radius_sum = self._radius.sum(axis=1)
+        self._static_top_m = _extreme_heights(data, model, above_static[:, 1], highest=True)
+        self._above_static = above_static[:, 0].copy()
         self._fromto = np.zeros(6)
 
     def distances(self, kinematics: Kinematics) -> list[tuple[int, int, float, np.ndarray]]:
@@ -128,18 +130,20 @@ class CollisionAvoidanceLimit(Limit):
         return near
 
     def _lower_bounds(self, data: mujoco.MjData) -> np.ndarray:
-        """A cheap lower bound (m) on each pair's distance: the bounding-sphere gap, or for a
-        static second geom (the table) the larger of that and the height of the first geom's
+        """A cheap lower bound (m) on each pair's distance: for two moving geoms the gap between
+        their bounding spheres; against a static geom (the table) the height of the moving geom's
         lowest point above the static geom's highest point."""
-        offset = data.geom_xpos[self.pairs[:, 0]] - data.geom_xpos[self.pairs[:, 1]]
-        bound = np.sqrt((offset * offset).sum(axis=1)) - self._radius_sum
-        if self._static.size:
-            lowest = _extreme_heights(data, self.model, self._moving_below_static, highest=False)
-            bound[self._static] = np.maximum(bound[self._static], lowest - self._static_top_m)
-        return bound
+        offset = data.geom_xpos[self._first] - data.geom_xpos[self._second]
+        spheres = np.sqrt((offset * offset).sum(axis=1)) - self._radius_sum
+        if not self._above_static.size:
+            return spheres
+        lowest = _extreme_heights(data, self.model, self._above_static, highest=False)
+        return np.concatenate([spheres, lowest - self._static_top_m])
 
     def compute_constraint(self, kinematics: Kinematics, dt_s: float) -> Constraint:
         near = self._near(kinematics.data, self._lower_bounds(kinematics.data))
+        if not near:
+            return _NO_ROWS
         rows = np.zeros((len(near), kinematics.configuration.shape[0]))
         upper = np.full(len(near), np.inf)  # rows left at zero constrain nothing
         body = self.model.geom_bodyid

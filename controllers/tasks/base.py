@@ -81,7 +81,13 @@ def _is_rotation(matrix: np.ndarray, tolerance: float = 1e-6) -> bool:
 
 
 class Task(abc.ABC):
-    """An error to drive to zero, with its Jacobian, a per-row cost and a gain in (0, 1]."""
+    """An error to drive to zero, with its Jacobian, a per-row cost and a gain in (0, 1].
+
+    ``columns``: the entries of the 14-vector the Jacobian can be non-zero in, or None when any
+    may be; the controller skips a task that cannot act on the directions left to it.
+    """
+
+    columns: frozenset[int] | None = None
 
     def __init__(self, cost: np.ndarray, gain: float = 1.0):
         if not 0.0 < gain <= 1.0:
@@ -101,4 +107,5 @@ class Task(abc.ABC):
         """Weighted rows: A = diag(cost) J, b = −diag(cost) · gain · e / dt."""
         error = self.compute_error(kinematics)
         jacobian = self.compute_jacobian(kinematics)
-        return Objective(self.cost[:, None] * jacobian, -self.cost * (self.gain / dt_s) * error)
+        scale = self.cost * (-self.gain / dt_s)
+        return Objective(self.cost[:, None] * jacobian, scale * error)

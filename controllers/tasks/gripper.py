@@ -18,6 +18,8 @@ from kinema.controllers.tasks.base import Task, TaskError, as_cost
 class GripperTask(Task):
     """Drive the two gripper openings to targets in [0, 1] (see module docstring)."""
 
+    columns = frozenset(GRIPPER_INDICES.tolist())
+
     def __init__(
         self,
         openings: tuple[float, float] = (1.0, 1.0),

@@ -23,6 +23,8 @@ from kinema.sim.simulation import validate_action
 class PostureTask(Task):
     """Keep the twelve arm joints near ``target`` (see module docstring)."""
 
+    columns = frozenset(JOINT_INDICES.tolist())
+
     def __init__(self, target: np.ndarray, cost: float | np.ndarray = 1.0, gain: float = 1.0):
         super().__init__(as_cost("PostureTask cost", cost, len(JOINT_INDICES)), gain)
         self._selection = np.zeros((len(JOINT_INDICES), ACTION_DIM))
