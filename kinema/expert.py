@@ -55,10 +55,14 @@ def _episode(task: str, seed: int) -> tuple[int, ExpertEpisode]:
 
 
 def record_episode(config: ExpertRunConfig, seed: int) -> ExpertEpisode:
-    """Run one episode with the cameras on and write it to ``config.video``."""
+    """Run one whole episode with the cameras on and write it to ``config.video``."""
     assert config.video is not None
+    # Filmed to the end of the demonstration, not cut at the first frame that counts as success.
     env = gym.make(
-        env_id(config.task), cameras=list(ALOHA_CAMERAS), image_size=config.image_size
+        env_id(config.task),
+        cameras=list(ALOHA_CAMERAS),
+        image_size=config.image_size,
+        terminate_on_success=False,
     ).unwrapped
     with Mp4Writer(config.video, fps=round(1 / CONTROL_DT_S)) as video:
 
