@@ -67,15 +67,16 @@ def record_episode(config: ExpertRunConfig, seed: int) -> ExpertEpisode:
     with Mp4Writer(config.video, fps=round(1 / CONTROL_DT_S)) as video:
 
         def write_frame(observation: dict, action: np.ndarray, info: dict) -> None:
-            doing = [
-                s.text
-                for s, done in zip(info["subtasks"], info["subtasks_done"], strict=True)
-                if not done
-            ]
-            caption = (
-                f"expert  |  stage {info['stage']}/{info['max_stage']}  |  "
-                f"{doing[0] if doing else 'done'}"
-            )
+            caption = f"expert  |  stage {info['stage']}/{info['max_stage']}  |  "
+            if info["is_success"]:
+                caption += "task done"
+            else:
+                pending = (
+                    s.text
+                    for s, done in zip(info["subtasks"], info["subtasks_done"], strict=True)
+                    if not done
+                )
+                caption += next(pending, "")
             images = {c: observation[IMAGE_KEY_PREFIX + c] for c in ALOHA_CAMERAS}
             video.write(mosaic(images, caption))
 
