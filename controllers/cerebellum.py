@@ -22,7 +22,7 @@ targets must be known T in advance, which a planner of waypoints (the scripted e
 
 Example:
     >>> from kinema.sim.model import build_model
-    >>> from kinema.aloha import GRIPPER_INDICES, HOME_POSE
+    >>> from kinema.aloha import ARMS, GRIPPER_INDICES, HOME_POSE
     >>> cerebellum = EndEffectorCerebellum(build_model(""))
     >>> cerebellum.reset(HOME_POSE)
     >>> left, right = cerebellum.lookahead_poses()
@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from kinema.aloha import GRIPPER_INDICES, HOME_POSE
-from kinema.controllers.kinematics import Kinematics, Pose
+from kinema.aloha import ARMS, GRIPPER_INDICES, HOME_POSE
+from kinema.controllers.kinematics import Kinematics, Pose, tcp_site
 from kinema.controllers.limits import (
     CollisionAvoidanceLimit,
     Limit,
@@ -50,7 +50,7 @@ from kinema.controllers.tasks import FrameTask, GripperTask, PostureTask
 from kinema.controllers.wbc import WbcConfig, WholeBodyController
 from kinema.types import JointCommand
 
-_TCP_SITES = ("left/tcp", "right/tcp")
+_TCP_SITES = tuple(tcp_site(arm) for arm in ARMS)
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,8 @@ class EndEffectorCerebellum:
     def lookahead_poses(self) -> tuple[Pose, Pose]:
         """Gripper poses (left, right) of the look-ahead configuration."""
         self.kinematics.configure(self.lookahead_configuration)
-        return self.kinematics.frame_pose("left/tcp"), self.kinematics.frame_pose("right/tcp")
+        left, right = (self.kinematics.frame_pose(site) for site in _TCP_SITES)
+        return left, right
 
     def tick(self, left: Pose, right: Pose, gripper_openings: tuple[float, float]) -> JointCommand:
         """Plan one tick toward the targets wanted a horizon from now; command the next tick."""
@@ -166,7 +167,7 @@ class JointCerebellum:
 
     Example:
         >>> from kinema.sim.model import build_model
-        >>> from kinema.aloha import GRIPPER_INDICES, HOME_POSE
+        >>> from kinema.aloha import ARMS, GRIPPER_INDICES, HOME_POSE
         >>> import numpy as np
         >>> cerebellum = JointCerebellum(build_model(""))
         >>> cerebellum.reset(HOME_POSE)

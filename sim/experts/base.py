@@ -5,7 +5,7 @@ simulator, with randomised durations and approach heights so that no two demonst
 alike. The runner (``kinema.sim.experts.runner``) executes the plan through the cerebellum.
 
 Gripper geometry (see sim/assets/arm.xml): the tool centre point (TCP) lies between the finger
-pads, which reach ``PAD_REACH_M`` = 0.026 m beyond it along the gripper's x axis. "Pointing down"
+pads, which reach 0.026 m beyond it along the gripper's x axis. "Pointing down"
 means the gripper x axis is world −z; each arm's natural downward orientation keeps the fingers
 closing along world y, and a yaw turns it about world z.
 
@@ -27,9 +27,6 @@ from kinema.sim.experts.plan import EndEffectorPlan, Keyframe, PoseTarget
 from kinema.sim.simulation import AlohaSim
 from kinema.sim.tasks.base import Task
 from kinema.types import Subtask
-
-PAD_REACH_M = 0.026
-"""How far the finger pads reach beyond the TCP along the gripper's x axis, in metres."""
 
 GRASP_ABOVE_CENTRE_M = 0.012
 """Height of the TCP above the centre of a 0.04 m cube when grasping it from above."""
