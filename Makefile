@@ -22,7 +22,7 @@ format: setup
 	$(BIN)/ruff format .
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -P -m pytest -q  # -P: the checkout root must not shadow Hugging Face `datasets`
 
 bench: setup
 	$(BIN)/python benchmarks/sim_speed.py
