@@ -1,1 +1,5 @@
-"""kinema.datasets: recording episodes as LeRobotDataset v3 directories and loading them."""
+"""kinema.datasets: recording episodes as LeRobotDataset v3 directories and loading them.
+
+- ``features``: LeRobot feature descriptions of a kinema environment's observations and actions.
+- ``recorder``: crash-safe recording through lerobot's own writer, one transaction per episode.
+"""

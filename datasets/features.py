@@ -1,0 +1,44 @@
+"""LeRobot feature descriptions of what a kinema environment observes and does.
+
+``environment_features(env)`` names, for ``LeRobotDataset.create``, every observation key of the
+environment (state and environment state as float32 vectors, camera images as videos) and the
+14-value action, with the ALOHA joint names. ``frame_values`` turns one observation and action
+into the values of one dataset frame.
+
+Example:
+    >>> import gymnasium as gym, kinema.sim
+    >>> env = gym.make("kinema/TransferCube-v0", cameras=["cam_high"], image_size=(48, 64))
+    >>> sorted(environment_features(env.unwrapped))
+    ['action', 'observation.environment_state', 'observation.images.cam_high', 'observation.state']
+"""
+
+from typing import Any
+
+import numpy as np
+
+from kinema.aloha import ARM_JOINTS, ARMS
+from kinema.sim.env import IMAGE_KEY_PREFIX, AlohaEnv
+
+JOINT_NAMES = [f"{arm}_{joint}" for arm in ARMS for joint in (*ARM_JOINTS, "gripper")]
+"""The 14 entries of state and action, left arm first (ALOHA order)."""
+
+
+def environment_features(env: AlohaEnv) -> dict[str, dict[str, Any]]:
+    """LeRobot features of ``env``'s observations and actions (see the module docstring)."""
+    features: dict[str, dict[str, Any]] = {}
+    for key, space in env.observation_space.spaces.items():
+        if key.startswith(IMAGE_KEY_PREFIX):
+            names = ["height", "width", "channels"]
+            features[key] = {"dtype": "video", "shape": tuple(space.shape), "names": names}
+        else:
+            names = JOINT_NAMES if space.shape == (len(JOINT_NAMES),) else None
+            features[key] = {"dtype": "float32", "shape": tuple(space.shape), "names": names}
+    features["action"] = {"dtype": "float32", "shape": (len(JOINT_NAMES),), "names": JOINT_NAMES}
+    return features
+
+
+def frame_values(observation: dict[str, np.ndarray], action: np.ndarray) -> dict[str, np.ndarray]:
+    """One dataset frame: the observation the action was chosen from, and the action."""
+    values = {key: np.asarray(value) for key, value in observation.items()}
+    values["action"] = np.asarray(action, dtype=np.float32)
+    return values

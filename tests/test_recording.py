@@ -1,0 +1,189 @@
+"""Recording into LeRobotDataset v3: lerobot reads back what we wrote; crashes lose one episode."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+from kinema.datasets.features import environment_features, frame_values
+from kinema.datasets.recorder import JOURNAL_DIR, EpisodeRecorder, RecordingError, recover
+from kinema.sim.experts import run_expert_episode
+
+REPO_ID = "local/test"
+
+
+def record_expert_episodes(root: Path, seeds: list[int], resume: bool = False):
+    """Record the TransferCube expert for ``seeds``; return what was recorded, per episode."""
+    env = gym.make("kinema/TransferCube-v0", cameras=["cam_high"], image_size=(48, 64)).unwrapped
+    recorder = (
+        EpisodeRecorder.resume(root, REPO_ID)
+        if resume
+        else EpisodeRecorder.create(root, REPO_ID, 50, environment_features(env))
+    )
+    recorded = []
+    for seed in seeds:
+        frames = []
+        previous = {}
+
+        def on_frame(observation, action, info, frames=frames, previous=previous):
+            pending = [
+                s.text
+                for s, done in zip(info["subtasks"], info["subtasks_done"], strict=True)
+                if not done
+            ]
+            values = frame_values(previous["observation"], action)
+            recorder.add_frame(values, pending[0] if pending else info["subtasks"][-1].text)
+            frames.append(values)
+            previous["observation"] = observation
+
+        previous["observation"], _ = env.reset(seed=seed)
+        # run_expert_episode resets with the same seed: the same first observation.
+        run_expert_episode(env, "TransferCube", seed, on_frame=on_frame)
+        recorder.save_episode()
+        recorded.append(frames)
+    recorder.close()
+    env.close()
+    return recorded
+
+
+@pytest.fixture(scope="module")
+def recorded_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recording") / "dataset"
+    return root, record_expert_episodes(root, [0, 1])
+
+
+def test_lerobot_loads_exactly_what_was_recorded(recorded_dataset):
+    root, recorded = recorded_dataset
+    dataset = LeRobotDataset(REPO_ID, root=root)
+    assert dataset.num_episodes == 2
+    assert dataset.num_frames == sum(len(frames) for frames in recorded)
+    assert dataset.fps == 50
+    index = 0
+    for episode, frames in enumerate(recorded):
+        for position in range(0, len(frames), max(len(frames) // 8, 1)):
+            frame = frames[position]
+            item = dataset[index + position]
+            assert int(item["episode_index"]) == episode
+            for key in ("observation.state", "observation.environment_state", "action"):
+                np.testing.assert_array_equal(item[key].numpy(), frame[key].astype(np.float32))
+            image = item["observation.images.cam_high"].numpy().transpose(1, 2, 0) * 255.0
+            assert np.abs(image - frame["observation.images.cam_high"]).mean() < 6.0  # H.264
+        index += len(frames)
+    first = dataset[0]
+    assert first["task"] == "pick up the red cube with the right arm"
+    assert dataset[index - 1]["task"] != first["task"]  # the subtask text changes along the way
+
+
+def test_an_existing_directory_is_never_overwritten(recorded_dataset):
+    root, _ = recorded_dataset
+    with pytest.raises(RecordingError, match="exists already"):
+        EpisodeRecorder.create(root, REPO_ID, 50, {})
+
+
+def test_resume_appends_and_discard_drops_the_episode_in_progress(tmp_path):
+    root = tmp_path / "dataset"
+    first = record_expert_episodes(root, [3])
+    appended = record_expert_episodes(root, [4], resume=True)
+    recorder = EpisodeRecorder.resume(root, REPO_ID)
+    recorder.add_frame(appended[0][0], "a frame that is thrown away")
+    recorder.discard_episode()
+    recorder.close()
+    dataset = LeRobotDataset(REPO_ID, root=root)
+    assert dataset.num_episodes == 2
+    assert dataset.num_frames == len(first[0]) + len(appended[0])
+    np.testing.assert_array_equal(
+        dataset[len(first[0])]["action"].numpy(), appended[0][0]["action"]
+    )
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import numpy as np
+    from kinema.datasets.recorder import EpisodeRecorder
+
+    root = Path(sys.argv[1])
+    features = {
+        "observation.state": {"dtype": "float32", "shape": (14,), "names": None},
+        "action": {"dtype": "float32", "shape": (14,), "names": None},
+        "observation.images.cam_high": {
+            "dtype": "video", "shape": (48, 64, 3), "names": ["height", "width", "channels"]
+        },
+    }
+    recorder = (
+        EpisodeRecorder.resume(root, "local/test") if root.exists()
+        else EpisodeRecorder.create(root, "local/test", 50, features)
+    )
+    for episode in range(1000):
+        number = recorder.episodes
+        for frame in range(30):
+            state = np.full(14, number + frame / 100, np.float32)
+            image = np.full((48, 64, 3), (number * 37) % 256, np.uint8)
+            recorder.add_frame(
+                {"observation.state": state, "action": -state,
+                 "observation.images.cam_high": image}, f"episode {number}"
+            )
+        recorder.save_episode()
+        print(recorder.episodes, flush=True)
+    """
+)
+
+
+def test_sigkill_at_any_moment_loses_at_most_the_episode_in_progress(tmp_path):
+    root = tmp_path / "dataset"
+    rng = np.random.default_rng(0)
+    saved = 0
+    for _ in range(4):
+        writer = subprocess.Popen(
+            [sys.executable, "-P", "-c", _WRITER, str(root)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        # Let it save a couple of episodes, then kill it at a random moment of the next one.
+        for _ in range(2):
+            writer.stdout.readline()
+        time.sleep(rng.uniform(0.0, 0.6))
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        # Resuming rolls back whatever the kill interrupted; lerobot then reads every episode.
+        EpisodeRecorder.resume(root, REPO_ID).close()
+        assert not (root / JOURNAL_DIR).exists()
+        dataset = LeRobotDataset(REPO_ID, root=root)
+        assert dataset.num_episodes >= saved + 2
+        saved = dataset.num_episodes
+        assert dataset.num_frames == 30 * saved
+        for episode in range(saved):
+            item = dataset[30 * episode + 29]
+            assert item["task"] == f"episode {episode}"
+            np.testing.assert_allclose(item["observation.state"].numpy(), episode + 0.29, atol=1e-6)
+
+
+def test_an_interrupted_save_is_rolled_back_and_earlier_episodes_stay_readable(tmp_path):
+    root = tmp_path / "dataset"
+    subprocess.run(
+        [sys.executable, "-P", "-c", _WRITER.replace("range(1000)", "range(2)"), str(root)],
+        check=True,
+        capture_output=True,
+    )
+    recorder = EpisodeRecorder.resume(root, REPO_ID)
+    state = np.full(14, 9.0, np.float32)
+    image = np.zeros((48, 64, 3), np.uint8)
+    for _ in range(30):
+        values = {"observation.state": state, "action": state, "observation.images.cam_high": image}
+        recorder.add_frame(values, "never committed")
+    # What a kill between lerobot's save_episode and finalize leaves behind: new files without
+    # parquet footers, and metadata that already counts the episode.
+    recorder._write_journal()
+    recorder.dataset.save_episode()
+    assert recover(root)
+    dataset = LeRobotDataset(REPO_ID, root=root)
+    assert dataset.num_episodes == 2 and dataset.num_frames == 60
+    assert not recover(root)  # nothing left to roll back
