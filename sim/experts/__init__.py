@@ -4,6 +4,6 @@
 MPC at 500 Hz) and returns its outcome and its 50 Hz joint actions.
 """
 
-from kinema.sim.experts.runner import EXPERTS, ExpertEpisode, run_expert_episode
+from kinema.sim.experts.runner import EXPERTS, ExpertDriver, ExpertEpisode, run_expert_episode
 
-__all__ = ["EXPERTS", "ExpertEpisode", "run_expert_episode"]
+__all__ = ["EXPERTS", "ExpertDriver", "ExpertEpisode", "run_expert_episode"]

@@ -1,10 +1,9 @@
 """Run a scripted expert in an environment: plan → cerebellum at 500 Hz → 50 Hz frames.
 
-Each 20 ms frame the runner advances the plan's clock ten ticks; at every tick it samples the
-plan one MPC horizon ahead (the cerebellum's look-ahead), lets the cerebellum turn that into the
-next 2 ms servo command, and finally steps the environment with the frame's ten commands
-(``AlohaEnv.step_ticks``). The frame's recorded action is its last command: the joint targets
-the robot is to reach at the end of the frame, in the 14-value ALOHA convention.
+``ExpertDriver`` produces each 20 ms frame's ten servo commands (see its docstring);
+``run_expert_episode`` steps the environment with them (``AlohaEnv.step_ticks``). The frame's
+recorded action is its last command: the joint targets the robot is to reach at the end of the
+frame, in the 14-value ALOHA convention.
 
 The episode ends on success (when the environment terminates), when the plan is finished and
 the arms have had ``settle_s`` to come to rest, or at the environment's step limit.
@@ -60,6 +59,69 @@ class ExpertEpisode:
     fallbacks: int
 
 
+class ExpertDriver:
+    """A task's expert and the cerebellum together, one 50 Hz frame of servo commands at a time.
+
+    ``start`` resets the environment and plans; each ``next_frame`` advances the plan's clock
+    ten ticks, samples the plan one MPC horizon ahead at every tick and lets the cerebellum turn
+    that into the next 2 ms command; ``finished`` turns true once the whole plan has been
+    executed and the arms have had ``settle_s`` to come to rest.
+    """
+
+    def __init__(self, task: str, settle_s: float = 0.3, timing: ExpertTiming = DEFAULT_TIMING):
+        self.task = task
+        self.settle_s = settle_s
+        self.timing = timing
+
+    def start(self, env: AlohaEnv, seed: int) -> tuple[dict, dict]:
+        """Reset ``env`` with ``seed`` and plan; returns the first observation and info.
+
+        The expert's randomness (timing, approach) is seeded from ``seed`` too, so an episode
+        is reproducible.
+        """
+        observation, info = env.reset(seed=seed)
+        assert env.episode is not None
+        self.env = env
+        self.expert = EXPERTS[self.task](
+            env.task, env.episode.subtasks, np.random.default_rng([seed, 1]), self.timing
+        )
+        self.cerebellum = EndEffectorCerebellum(env.sim.model, CerebellumConfig())
+        self.cerebellum.reset(env.sim.joint_state())
+        left, right = self.cerebellum.lookahead_poses()
+        start = env.sim.joint_state()
+        self.plan = EndEffectorPlan(left, right, (float(start[6]), float(start[13])))
+        self.expert.start(self.plan)
+        mpc = self.cerebellum.config.mpc
+        self._lookahead_s = mpc.horizon_steps * mpc.horizon_dt_s
+        self._clock_s = 0.0
+        self._planning = True
+        return observation, info
+
+    def next_frame(self) -> np.ndarray:
+        """The servo commands of the next frame, (``PHYSICS_STEPS_PER_CONTROL``, 14)."""
+        commands = np.empty((PHYSICS_STEPS_PER_CONTROL, 14))
+        for tick in range(PHYSICS_STEPS_PER_CONTROL):
+            self._clock_s += self.cerebellum.config.mpc.tick_dt_s
+            while self._planning and self._clock_s >= self.plan.end_s:
+                self._planning = self.expert.extend(self.env.sim, self.plan)
+            target = self.plan.sample(self._clock_s)
+            commands[tick] = self.cerebellum.tick(
+                target.left, target.right, target.openings
+            ).position
+        return commands
+
+    @property
+    def finished(self) -> bool:
+        """Whether the plan is done and the arms have settled."""
+        executed_s = self._clock_s - self._lookahead_s
+        return not self._planning and executed_s > self.plan.end_s + self.settle_s
+
+    @property
+    def fallbacks(self) -> int:
+        """Ticks on which the MPC or the WBC fell back to a safe command."""
+        return self.cerebellum.mpc.fallback_count + self.cerebellum.wbc.fallback_count
+
+
 def run_expert_episode(
     env: AlohaEnv,
     task: str,
@@ -68,43 +130,18 @@ def run_expert_episode(
     settle_s: float = 0.3,
     timing: ExpertTiming = DEFAULT_TIMING,
 ) -> ExpertEpisode:
-    """Reset ``env`` with ``seed``, run the task's expert to the end, report the outcome.
-
-    The expert's randomness (timing, approach) is seeded from ``seed`` too, so an episode is
-    reproducible.
-    """
-    observation, info = env.reset(seed=seed)
-    assert env.episode is not None
-    expert = EXPERTS[task](env.task, env.episode.subtasks, np.random.default_rng([seed, 1]), timing)
-    cerebellum = EndEffectorCerebellum(env.sim.model, CerebellumConfig())
-    cerebellum.reset(env.sim.joint_state())
-    left, right = cerebellum.lookahead_poses()
-    start = env.sim.joint_state()
-    plan = EndEffectorPlan(left, right, (float(start[6]), float(start[13])))
-    expert.start(plan)
-    tick_s = cerebellum.config.mpc.tick_dt_s
-    clock_s = 0.0
-    planning = True
+    """Reset ``env`` with ``seed``, run the task's expert to the end, report the outcome."""
+    driver = ExpertDriver(task, settle_s, timing)
+    driver.start(env, seed)
     actions = []
     success = False
-    steps_left = env.task.max_episode_steps
-    while steps_left > 0:
-        commands = np.empty((PHYSICS_STEPS_PER_CONTROL, 14))
-        for tick in range(PHYSICS_STEPS_PER_CONTROL):
-            clock_s += tick_s
-            while planning and clock_s >= plan.end_s:
-                planning = expert.extend(env.sim, plan)
-            target = plan.sample(clock_s)
-            commands[tick] = cerebellum.tick(target.left, target.right, target.openings).position
+    for _ in range(env.task.max_episode_steps):
+        commands = driver.next_frame()
         observation, _, terminated, truncated, info = env.step_ticks(commands)
         actions.append(commands[-1])
         if on_frame is not None:
             on_frame(observation, commands[-1], info)
-        steps_left -= 1
         success = success or bool(info["is_success"])
-        lookahead_s = cerebellum.config.mpc.horizon_steps * cerebellum.config.mpc.horizon_dt_s
-        finished = not planning and clock_s - lookahead_s > plan.end_s + settle_s
-        if terminated or truncated or finished:
+        if terminated or truncated or driver.finished:
             break
-    fallbacks = cerebellum.mpc.fallback_count + cerebellum.wbc.fallback_count
-    return ExpertEpisode(success, len(actions), np.array(actions), fallbacks)
+    return ExpertEpisode(success, len(actions), np.array(actions), driver.fallbacks)
