@@ -80,6 +80,25 @@ def recover(root: Path) -> bool:
     return rolled_back
 
 
+def _check_features(
+    stored: dict[str, dict[str, Any]], wanted: dict[str, dict[str, Any]], root: Path
+) -> None:
+    """Raise ``RecordingError`` naming every feature of ``wanted`` that ``stored`` lacks or
+    holds with another dtype or shape."""
+    problems = []
+    for name, spec in wanted.items():
+        have = stored.get(name)
+        if have is None:
+            problems.append(f"{name} is not in the dataset")
+        elif have["dtype"] != spec["dtype"] or tuple(have["shape"]) != tuple(spec["shape"]):
+            problems.append(
+                f"{name} is {have['dtype']} {tuple(have['shape'])} in the dataset, "
+                f"{spec['dtype']} {tuple(spec['shape'])} here"
+            )
+    if problems:
+        raise RecordingError(f"cannot append to {root}: " + "; ".join(problems))
+
+
 class EpisodeRecorder:
     """Records episodes into one LeRobotDataset directory, one transaction per episode."""
 
@@ -109,10 +128,19 @@ class EpisodeRecorder:
         return cls(root, repo_id, dataset)
 
     @classmethod
-    def resume(cls, root: Path, repo_id: str) -> "EpisodeRecorder":
-        """Append to the dataset at ``root``, first rolling back an interrupted episode."""
-        if not (root / "meta" / "info.json").exists():
+    def resume(
+        cls, root: Path, repo_id: str, features: dict[str, dict[str, Any]] | None = None
+    ) -> "EpisodeRecorder":
+        """Append to the dataset at ``root``, first rolling back an interrupted episode.
+
+        With ``features``, refuse (before anything is written) a dataset whose features differ
+        in name, dtype or shape.
+        """
+        info = root / "meta" / "info.json"
+        if not info.exists():
             raise RecordingError(f"cannot resume {root}: it holds no meta/info.json")
+        if features is not None:
+            _check_features(json.loads(info.read_text())["features"], features, root)
         recover(root)
         return cls(root, repo_id, LeRobotDataset.resume(repo_id, root=root))
 

@@ -28,6 +28,24 @@ def _expert(args: argparse.Namespace) -> None:
     )
 
 
+def _record(args: argparse.Namespace) -> None:
+    from kinema.datasets.record import RecordConfig, main
+
+    main(
+        RecordConfig(
+            task=args.task,
+            episodes=args.episodes,
+            out=args.out,
+            teleop=args.teleop,
+            cameras=tuple(args.cameras),
+            image_size=tuple(args.image_size),
+            resume=args.resume,
+            first_seed=args.first_seed,
+            keep_failures=args.keep_failures,
+        )
+    )
+
+
 def _tasks(args: argparse.Namespace) -> None:
     import gymnasium as gym
 
@@ -91,6 +109,33 @@ def build_parser() -> argparse.ArgumentParser:
     expert.add_argument("--video", type=Path, default=None, help="MP4 of the first episode")
     _add_image_size(expert)
     expert.set_defaults(run=_expert)
+
+    record = commands.add_parser(
+        "record",
+        help="record demonstrations into a LeRobotDataset v3 directory",
+        description="Record demonstrations (a teleop source driving the simulated arms) into a "
+        "LeRobotDataset v3 directory through lerobot's own writer; a killed recording loses at "
+        "most the episode in progress. Prints one JSON line at the end.",
+    )
+    record.add_argument("--task", choices=list(TASKS), default="TransferCube")
+    record.add_argument("--episodes", type=int, default=10, help="successful episodes to record")
+    record.add_argument("--out", type=Path, required=True, help="dataset directory")
+    record.add_argument("--teleop", choices=["expert"], default="expert", help="demonstrator")
+    record.add_argument(
+        "--cameras",
+        nargs="+",
+        default=["cam_high", "cam_left_wrist", "cam_right_wrist"],
+        help="cameras recorded as videos",
+    )
+    _add_image_size(record)
+    record.add_argument("--resume", action="store_true", help="append to the dataset at --out")
+    record.add_argument(
+        "--first-seed", type=int, default=None, help="first seed (default: after the last)"
+    )
+    record.add_argument(
+        "--keep-failures", action="store_true", help="keep episodes that do not succeed"
+    )
+    record.set_defaults(run=_record)
 
     tasks = commands.add_parser(
         "tasks",

@@ -1,5 +1,6 @@
 """Recording into LeRobotDataset v3: lerobot reads back what we wrote; crashes lose one episode."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -12,11 +13,13 @@ import numpy as np
 import pytest
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+from kinema.cli import main
 from kinema.datasets.features import environment_features, frame_values
 from kinema.datasets.recorder import JOURNAL_DIR, EpisodeRecorder, RecordingError, recover
 from kinema.sim.experts import run_expert_episode
 
 REPO_ID = "local/test"
+REPO_ID_CLI = "local/kinema"
 
 
 def record_expert_episodes(root: Path, seeds: list[int], resume: bool = False):
@@ -187,3 +190,26 @@ def test_an_interrupted_save_is_rolled_back_and_earlier_episodes_stay_readable(t
     dataset = LeRobotDataset(REPO_ID, root=root)
     assert dataset.num_episodes == 2 and dataset.num_frames == 60
     assert not recover(root)  # nothing left to roll back
+
+
+def test_record_command_writes_a_dataset_lerobot_loads_and_resume_continues_the_seeds(
+    tmp_path, capsys
+):
+    out = tmp_path / "cli"
+    common = ["--task", "Insertion", "--out", str(out), "--cameras", "cam_high"]
+    main(["record", *common, "--episodes", "2", "--image-size", "48", "64"])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["episodes_saved"] == 2 and summary["episodes_discarded"] == 0
+    assert summary["record_fps"] > 50  # faster than the 50 Hz it records
+    with pytest.raises(RecordingError, match=r"observation.images.cam_high is video \(48, 64, 3\)"):
+        main(["record", *common, "--episodes", "1", "--resume"])  # 240 × 320 by default
+    main(["record", *common, "--episodes", "1", "--resume", "--image-size", "48", "64"])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["episodes_total"] == 3
+    dataset = LeRobotDataset(REPO_ID_CLI, root=out)
+    assert dataset.num_episodes == 3
+    assert tuple(dataset.meta.features["observation.images.cam_high"]["shape"]) == (48, 64, 3)
+    tasks = {dataset[i]["task"] for i in range(0, dataset.num_frames, 25)}
+    assert "insert the peg into the socket" in tasks and len(tasks) >= 2
+    with pytest.raises(RecordingError, match="exists already"):
+        main(["record", *common, "--episodes", "1"])
