@@ -19,6 +19,7 @@ import gymnasium as gym
 from tqdm import tqdm
 
 from kinema.datasets.features import environment_features, frame_values
+from kinema.datasets.keyboard import KeyboardTeleop, TerminalKeys
 from kinema.datasets.recorder import EpisodeRecorder
 from kinema.datasets.teleop import ExpertTeleop, TeleopSource
 from kinema.sim import env_id
@@ -35,7 +36,7 @@ class RecordConfig:
         task: task name, e.g. "TransferCube".
         episodes: successful episodes to record (in this run).
         out: the dataset directory.
-        teleop: the demonstrator ("expert").
+        teleop: the demonstrator: "expert", or "keyboard" (a person at this terminal).
         cameras: cameras recorded as videos.
         image_size: (height, width) of each camera image, in pixels.
         resume: append to an existing dataset at ``out`` instead of creating one.
@@ -60,7 +61,9 @@ def make_teleop(config: RecordConfig) -> TeleopSource:
     """The demonstrator named by ``config.teleop``."""
     if config.teleop == "expert":
         return ExpertTeleop(config.task)
-    raise ValueError(f"unknown teleop source {config.teleop!r}; expected one of: expert")
+    if config.teleop == "keyboard":
+        return KeyboardTeleop(TerminalKeys())
+    raise ValueError(f"unknown teleop source {config.teleop!r}; expected expert or keyboard")
 
 
 def _subtask_text(info: dict) -> str:
@@ -112,7 +115,8 @@ def record(config: RecordConfig) -> dict[str, object]:
                         time.sleep(-lag)
                 if source.finished:
                     break
-            if info["is_success"] or config.keep_failures:
+            keep = info["is_success"] or config.keep_failures
+            if keep and not source.discard_requested:
                 recorder.save_episode()
                 saved += 1
                 progress.update()

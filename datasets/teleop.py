@@ -27,6 +27,7 @@ class TeleopSource(abc.ABC):
     """A demonstrator: one frame of servo commands at a time (see the module docstring)."""
 
     realtime: bool = False
+    discard_requested: bool = False  # the person asked to throw the episode away (re-record)
 
     @abc.abstractmethod
     def start(self, env: AlohaEnv, seed: int) -> tuple[dict, dict]:

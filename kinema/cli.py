@@ -120,7 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--task", choices=list(TASKS), default="TransferCube")
     record.add_argument("--episodes", type=int, default=10, help="successful episodes to record")
     record.add_argument("--out", type=Path, required=True, help="dataset directory")
-    record.add_argument("--teleop", choices=["expert"], default="expert", help="demonstrator")
+    record.add_argument(
+        "--teleop",
+        choices=["expert", "keyboard"],
+        default="expert",
+        help="demonstrator: the scripted expert, or you at the keyboard (keys: see "
+        "kinema.datasets.keyboard)",
+    )
     record.add_argument(
         "--cameras",
         nargs="+",
