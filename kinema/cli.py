@@ -46,6 +46,16 @@ def _record(args: argparse.Namespace) -> None:
     )
 
 
+def _dataset_info(args: argparse.Namespace) -> None:
+    import json
+
+    from kinema.datasets.info import dataset_info, describe
+
+    summary = dataset_info(args.root)
+    print(describe(summary))
+    print(json.dumps(summary))
+
+
 def _tasks(args: argparse.Namespace) -> None:
     import gymnasium as gym
 
@@ -142,6 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-failures", action="store_true", help="keep episodes that do not succeed"
     )
     record.set_defaults(run=_record)
+
+    dataset = commands.add_parser(
+        "dataset", help="inspect a LeRobotDataset v3 directory", description="Dataset tools."
+    )
+    dataset_commands = dataset.add_subparsers(dest="dataset_command", required=True)
+    info = dataset_commands.add_parser(
+        "info",
+        help="episodes, frames, fps, features and tasks of a dataset",
+        description="Summarise a LeRobotDataset v3 directory from its metadata; the last line "
+        "is the summary as JSON.",
+    )
+    info.add_argument("root", type=Path, help="the dataset directory")
+    info.set_defaults(run=_dataset_info)
 
     tasks = commands.add_parser(
         "tasks",

@@ -15,6 +15,7 @@ from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
 from kinema.cli import main
 from kinema.datasets.features import environment_features, frame_values
+from kinema.datasets.info import DatasetError, dataset_info
 from kinema.datasets.recorder import JOURNAL_DIR, EpisodeRecorder, RecordingError, recover
 from kinema.sim.experts import run_expert_episode
 
@@ -213,3 +214,19 @@ def test_record_command_writes_a_dataset_lerobot_loads_and_resume_continues_the_
     assert "insert the peg into the socket" in tasks and len(tasks) >= 2
     with pytest.raises(RecordingError, match="exists already"):
         main(["record", *common, "--episodes", "1"])
+
+
+def test_dataset_info_summarises_the_metadata_and_names_a_missing_file(
+    recorded_dataset, tmp_path, capsys
+):
+    root, recorded = recorded_dataset
+    main(["dataset", "info", str(root)])
+    printed = capsys.readouterr().out
+    summary = json.loads(printed.strip().splitlines()[-1])
+    assert summary["episodes"] == 2 and summary["fps"] == 50
+    assert summary["frames"] == sum(len(frames) for frames in recorded)
+    assert summary["features"]["observation.images.cam_high"]["dtype"] == "video"
+    assert "pick up the red cube with the right arm" in summary["tasks"]
+    assert "2 episodes" in printed
+    with pytest.raises(DatasetError, match=r"meta/info.json is missing"):
+        dataset_info(tmp_path)

@@ -1,0 +1,56 @@
+"""``kinema dataset info``: what a LeRobotDataset v3 directory holds, read from its metadata.
+
+Example:
+
+    summary = dataset_info(Path("outputs/dataset"))
+    print(describe(summary))  # episodes, frames, fps, features, tasks
+"""
+
+from pathlib import Path
+from typing import Any
+
+from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
+
+
+class DatasetError(ValueError):
+    """A directory that is not a readable LeRobotDataset v3 dataset; the message names the file."""
+
+
+def dataset_info(root: Path, repo_id: str = "local/kinema") -> dict[str, Any]:
+    """Episodes, frames, fps, robot, features (dtype and shape) and tasks of the dataset."""
+    info_path = root / "meta" / "info.json"
+    if not info_path.exists():
+        raise DatasetError(f"{info_path} is missing: {root} is not a LeRobotDataset v3 directory")
+    try:
+        meta = LeRobotDatasetMetadata(repo_id, root=root)
+    except Exception as error:  # lerobot raises many kinds; name the dataset and pass them on
+        raise DatasetError(f"cannot read the metadata in {root / 'meta'}: {error}") from error
+    return {
+        "root": str(root.resolve()),
+        "episodes": meta.total_episodes,
+        "frames": meta.total_frames,
+        "fps": meta.fps,
+        "robot_type": meta.robot_type,
+        "features": {
+            name: {"dtype": spec["dtype"], "shape": list(spec["shape"])}
+            for name, spec in meta.features.items()
+        },
+        "tasks": [str(task) for task in meta.tasks.index],
+    }
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """The summary as readable lines."""
+    lines = [
+        f"{summary['root']}",
+        f"  {summary['episodes']} episodes, {summary['frames']} frames at {summary['fps']} fps "
+        f"({summary['frames'] / max(summary['fps'], 1):.1f} s), robot {summary['robot_type']}",
+        "  features:",
+    ]
+    lines += [
+        f"    {name:40s} {spec['dtype']:8s} {tuple(spec['shape'])}"
+        for name, spec in summary["features"].items()
+    ]
+    lines.append(f"  tasks ({len(summary['tasks'])}):")
+    lines += [f"    {task}" for task in summary["tasks"]]
+    return "\n".join(lines)
