@@ -56,6 +56,14 @@ def _dataset_info(args: argparse.Namespace) -> None:
     print(json.dumps(summary))
 
 
+def _dataset_visualize(args: argparse.Namespace) -> None:
+    import json
+
+    from kinema.datasets.visualize import visualize
+
+    print(json.dumps({"videos": visualize(args.root, args.episodes, args.out)}))
+
+
 def _tasks(args: argparse.Namespace) -> None:
     import gymnasium as gym
 
@@ -165,6 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("root", type=Path, help="the dataset directory")
     info.set_defaults(run=_dataset_info)
+    visualize = dataset_commands.add_parser(
+        "visualize",
+        help="an MP4 per episode: cameras side by side, joint trajectories underneath",
+        description="Write one MP4 per episode with the cameras side by side and the joint "
+        "trajectories (state thick, action thin) plotted underneath with a moving cursor.",
+    )
+    visualize.add_argument("root", type=Path, help="the dataset directory")
+    visualize.add_argument("--episodes", type=int, nargs="+", default=None, help="default: all")
+    visualize.add_argument(
+        "--out", type=Path, default=Path("outputs/visualize"), help="folder for the MP4s"
+    )
+    visualize.set_defaults(run=_dataset_visualize)
 
     tasks = commands.add_parser(
         "tasks",

@@ -12,12 +12,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
+from scenes import decode
 
 from kinema.cli import main
 from kinema.datasets.features import environment_features, frame_values
 from kinema.datasets.info import DatasetError, dataset_info
 from kinema.datasets.recorder import JOURNAL_DIR, EpisodeRecorder, RecordingError, recover
+from kinema.datasets.visualize import PLOT_HEIGHT_PX
 from kinema.sim.experts import run_expert_episode
+from kinema.video import CAPTION_HEIGHT_PX
 
 REPO_ID = "local/test"
 REPO_ID_CLI = "local/kinema"
@@ -230,3 +233,18 @@ def test_dataset_info_summarises_the_metadata_and_names_a_missing_file(
     assert "2 episodes" in printed
     with pytest.raises(DatasetError, match=r"meta/info.json is missing"):
         dataset_info(tmp_path)
+
+
+def test_dataset_visualize_writes_an_mp4_per_episode_with_cameras_and_plot(
+    recorded_dataset, tmp_path, capsys
+):
+    root, recorded = recorded_dataset
+    main(["dataset", "visualize", str(root), "--episodes", "1", "--out", str(tmp_path)])
+    videos = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["videos"]
+    frames = decode(videos["1"])
+    assert len(frames) == len(recorded[1])
+    assert frames[0].shape == (CAPTION_HEIGHT_PX + 48 + PLOT_HEIGHT_PX, 64, 3)
+    plot = frames[len(frames) // 2][-PLOT_HEIGHT_PX:]
+    assert (plot.max(axis=2) > 100).mean() > 0.02  # the trajectories are drawn
+    with pytest.raises(DatasetError, match="no episode"):
+        main(["dataset", "visualize", str(root), "--episodes", "5", "--out", str(tmp_path)])
