@@ -16,11 +16,16 @@ class DatasetError(ValueError):
     """A directory that is not a readable LeRobotDataset v3 dataset; the message names the file."""
 
 
-def dataset_info(root: Path, repo_id: str = "local/kinema") -> dict[str, Any]:
-    """Episodes, frames, fps, robot, features (dtype and shape) and tasks of the dataset."""
+def require_dataset(root: Path) -> None:
+    """Raise ``DatasetError`` naming ``meta/info.json`` if ``root`` does not have one."""
     info_path = root / "meta" / "info.json"
     if not info_path.exists():
         raise DatasetError(f"{info_path} is missing: {root} is not a LeRobotDataset v3 directory")
+
+
+def dataset_info(root: Path, repo_id: str = "local/kinema") -> dict[str, Any]:
+    """Episodes, frames, fps, robot, features (dtype and shape) and tasks of the dataset."""
+    require_dataset(root)
     try:
         meta = LeRobotDatasetMetadata(repo_id, root=root)
     except Exception as error:  # lerobot raises many kinds; name the dataset and pass them on

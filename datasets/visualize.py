@@ -17,7 +17,7 @@ import numpy as np
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from tqdm import tqdm
 
-from kinema.datasets.info import DatasetError
+from kinema.datasets.info import DatasetError, require_dataset
 from kinema.video import Mp4Writer, mosaic
 
 PLOT_HEIGHT_PX = 160
@@ -87,8 +87,7 @@ def visualize(
     root: Path, episodes: list[int] | None, out: Path, repo_id: str = "local/kinema"
 ) -> dict[int, str]:
     """Write one MP4 per episode (all when ``episodes`` is None) under ``out``; their paths."""
-    if not (root / "meta" / "info.json").exists():
-        raise DatasetError(f"{root / 'meta' / 'info.json'} is missing: not a LeRobotDataset")
+    require_dataset(root)
     total = LeRobotDataset(repo_id, root=root, episodes=[0]).meta.total_episodes
     chosen = list(range(total)) if episodes is None else episodes
     unknown = [e for e in chosen if not 0 <= e < total]
