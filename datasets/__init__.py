@@ -3,6 +3,6 @@
 - ``features``: LeRobot feature descriptions of a kinema environment's observations and actions.
 - ``recorder``: crash-safe recording through lerobot's own writer, one transaction per episode.
 - ``teleop`` / ``keyboard``: demonstrators (the scripted expert, a person at the keyboard).
-- ``record``: the ``kinema record`` loop; ``info`` / ``visualize``: ``kinema dataset info``,
-  ``kinema dataset visualize``.
+- ``record``: the ``kinema record`` loop; ``info``, ``visualize``, ``check``: the
+  ``kinema dataset`` commands.
 """

@@ -64,6 +64,14 @@ def _dataset_visualize(args: argparse.Namespace) -> None:
     print(json.dumps({"videos": visualize(args.root, args.episodes, args.out)}))
 
 
+def _dataset_check(args: argparse.Namespace) -> None:
+    import json
+
+    from kinema.datasets.check import check_dataset
+
+    print(json.dumps(check_dataset(args.root)))
+
+
 def _tasks(args: argparse.Namespace) -> None:
     import gymnasium as gym
 
@@ -185,6 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("outputs/visualize"), help="folder for the MP4s"
     )
     visualize.set_defaults(run=_dataset_visualize)
+    check = dataset_commands.add_parser(
+        "check",
+        help="read every file of a dataset and name the first bad one",
+        description="Read every metadata, data and video file; report the first problem "
+        "(unreadable or truncated file, NaN in a feature, missing video frames) with the file "
+        "and the episode. Writes nothing.",
+    )
+    check.add_argument("root", type=Path, help="the dataset directory")
+    check.set_defaults(run=_dataset_check)
 
     tasks = commands.add_parser(
         "tasks",

@@ -1,6 +1,8 @@
 """Recording into LeRobotDataset v3: lerobot reads back what we wrote; crashes lose one episode."""
 
 import json
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,11 +12,14 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from scenes import decode
 
 from kinema.cli import main
+from kinema.datasets.check import check_dataset
 from kinema.datasets.features import environment_features, frame_values
 from kinema.datasets.info import DatasetError, dataset_info
 from kinema.datasets.recorder import JOURNAL_DIR, EpisodeRecorder, RecordingError, recover
@@ -248,3 +253,43 @@ def test_dataset_visualize_writes_an_mp4_per_episode_with_cameras_and_plot(
     assert (plot.max(axis=2) > 100).mean() > 0.02  # the trajectories are drawn
     with pytest.raises(DatasetError, match="no episode"):
         main(["dataset", "visualize", str(root), "--episodes", "5", "--out", str(tmp_path)])
+
+
+def corrupted_copy(root: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    return copy
+
+
+def test_dataset_check_passes_a_good_dataset_and_names_each_bad_file(recorded_dataset, tmp_path):
+    root, recorded = recorded_dataset
+    summary = check_dataset(root)
+    assert summary["ok"] and summary["episodes"] == 2
+    assert summary["frames"] == sum(len(frames) for frames in recorded)
+
+    copy = corrupted_copy(root, tmp_path / "truncated")
+    data = sorted((copy / "data").rglob("*.parquet"))[0]
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    with pytest.raises(DatasetError, match=re.escape(f"{data}: not a readable parquet")):
+        check_dataset(copy)
+
+    copy = corrupted_copy(root, tmp_path / "nan")
+    data = sorted((copy / "data").rglob("*.parquet"))[-1]
+    table = pq.read_table(data)
+    actions = np.stack(table.column("action").to_numpy(zero_copy_only=False)).copy()
+    actions[5, 3] = np.nan
+    column = pa.array(list(actions), type=table.schema.field("action").type)
+    pq.write_table(table.set_column(table.column_names.index("action"), "action", column), data)
+    with pytest.raises(DatasetError, match=r"episode 1 frame 5: action is not finite"):
+        check_dataset(copy)
+
+    copy = corrupted_copy(root, tmp_path / "video")
+    video = sorted((copy / "videos").rglob("*.mp4"))[0]
+    video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
+    with pytest.raises(DatasetError, match=re.escape(str(video))):
+        check_dataset(copy)
+
+    copy = corrupted_copy(root, tmp_path / "info")
+    (copy / "meta" / "info.json").write_text("{ not json")
+    with pytest.raises(DatasetError, match=r"info\.json: not valid JSON"):
+        check_dataset(copy)

@@ -1,0 +1,104 @@
+"""``kinema dataset check``: read every file of a LeRobotDataset v3 directory and report the first
+problem, naming the file and, for data, the episode and frame.
+
+What it reads: ``meta/info.json`` (present, valid JSON), every episode-metadata and data parquet
+file (readable to the footer), every float feature of the data (finite: NaN or inf in an action
+or a state is an error), and every video (decodable to the end, with as many frames as the
+episodes stored in it have). Nothing is written.
+
+Example:
+
+    summary = check_dataset(Path("outputs/dataset"))   # raises DatasetError on a bad file
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kinema.datasets.info import DatasetError, require_dataset
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowException) as error:
+        raise DatasetError(f"{path}: not a readable parquet file ({error})") from error
+
+
+def _check_finite(path: Path, table: pa.Table, float_features: list[str]) -> None:
+    episodes = table.column("episode_index").to_numpy()
+    frames = table.column("frame_index").to_numpy()
+    for name in float_features:
+        if name not in table.column_names:
+            raise DatasetError(f"{path}: feature {name!r} of meta/info.json is missing")
+        values = np.stack(table.column(name).to_numpy(zero_copy_only=False))
+        bad = ~np.isfinite(values).all(axis=tuple(range(1, values.ndim)))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DatasetError(
+                f"{path}: episode {episodes[row]} frame {frames[row]}: {name} is not finite "
+                f"({int(bad.sum())} frames in this file)"
+            )
+
+
+def _count_video_frames(path: Path) -> int:
+    try:
+        with av.open(str(path)) as container:
+            return sum(1 for _ in container.decode(video=0))
+    except (av.FFmpegError, OSError) as error:
+        raise DatasetError(f"{path}: not a decodable video ({error})") from error
+
+
+def check_dataset(root: Path) -> dict[str, Any]:
+    """Check every file (see the module docstring); a summary, or ``DatasetError``."""
+    require_dataset(root)
+    info_path = root / "meta" / "info.json"
+    try:
+        info = json.loads(info_path.read_text())
+    except json.JSONDecodeError as error:
+        raise DatasetError(f"{info_path}: not valid JSON ({error})") from error
+    features = info["features"]
+    float_features = [name for name, spec in features.items() if spec["dtype"].startswith("float")]
+    video_keys = [name for name, spec in features.items() if spec["dtype"] == "video"]
+
+    episode_files = sorted((root / "meta" / "episodes").rglob("*.parquet"))
+    episodes = pa.concat_tables([_read_parquet(path) for path in episode_files]).to_pylist()
+    if len(episodes) != info["total_episodes"]:
+        raise DatasetError(
+            f"{info_path}: says {info['total_episodes']} episodes, meta/episodes holds "
+            f"{len(episodes)}"
+        )
+    data_files = sorted((root / "data").rglob("*.parquet"))
+    frames = 0
+    for path in data_files:
+        table = _read_parquet(path)
+        _check_finite(path, table, float_features)
+        frames += table.num_rows
+    expected_video_frames: dict[Path, int] = {}
+    for episode in episodes:
+        for key in video_keys:
+            path = root / info["video_path"].format(
+                video_key=key,
+                chunk_index=episode[f"videos/{key}/chunk_index"],
+                file_index=episode[f"videos/{key}/file_index"],
+            )
+            expected_video_frames[path] = expected_video_frames.get(path, 0) + episode["length"]
+    for path, expected in expected_video_frames.items():
+        if not path.exists():
+            raise DatasetError(f"{path}: missing (meta/episodes refers to it)")
+        decoded = _count_video_frames(path)
+        if decoded != expected:
+            raise DatasetError(f"{path}: {decoded} frames decoded, its episodes hold {expected}")
+    return {
+        "root": str(root.resolve()),
+        "episodes": len(episodes),
+        "frames": frames,
+        "data_files": len(data_files),
+        "videos": len(expected_video_frames),
+        "ok": True,
+    }
