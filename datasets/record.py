@@ -99,8 +99,10 @@ def record(config: RecordConfig) -> dict[str, object]:
             deadline = time.perf_counter()
             for _ in range(env.task.max_episode_steps):
                 commands = source.next_frame(observation)
+                # The frame: the observation, the subtask in progress then, the action taken.
+                task_text = _subtask_text(info)
                 following, _, _, _, info = env.step_ticks(commands)
-                recorder.add_frame(frame_values(observation, commands[-1]), _subtask_text(info))
+                recorder.add_frame(frame_values(observation, commands[-1]), task_text)
                 observation = following
                 frames += 1
                 if source.realtime:
