@@ -66,7 +66,7 @@ def make_teleop(config: RecordConfig) -> TeleopSource:
     raise ValueError(f"unknown teleop source {config.teleop!r}; expected expert or keyboard")
 
 
-def _subtask_text(info: dict) -> str:
+def subtask_text(info: dict) -> str:
     """The language of the frame: the first subtask not done yet (the last one once all are)."""
     for subtask, done in zip(info["subtasks"], info["subtasks_done"], strict=True):
         if not done:
@@ -100,7 +100,7 @@ def record(config: RecordConfig) -> dict[str, object]:
             for _ in range(env.task.max_episode_steps):
                 commands = source.next_frame(observation)
                 # The frame: the observation, the subtask in progress then, the action taken.
-                task_text = _subtask_text(info)
+                task_text = subtask_text(info)
                 following, _, _, _, info = env.step_ticks(commands)
                 recorder.add_frame(frame_values(observation, commands[-1]), task_text)
                 observation = following

@@ -22,6 +22,7 @@ from kinema.cli import main
 from kinema.datasets.check import check_dataset
 from kinema.datasets.features import environment_features, frame_values
 from kinema.datasets.info import DatasetError, dataset_info
+from kinema.datasets.record import subtask_text
 from kinema.datasets.recorder import JOURNAL_DIR, EpisodeRecorder, RecordingError, recover
 from kinema.datasets.visualize import PLOT_HEIGHT_PX
 from kinema.sim.experts import run_expert_episode
@@ -45,17 +46,12 @@ def record_expert_episodes(root: Path, seeds: list[int], resume: bool = False):
         previous = {}
 
         def on_frame(observation, action, info, frames=frames, previous=previous):
-            pending = [
-                s.text
-                for s, done in zip(info["subtasks"], info["subtasks_done"], strict=True)
-                if not done
-            ]
             values = frame_values(previous["observation"], action)
-            recorder.add_frame(values, pending[0] if pending else info["subtasks"][-1].text)
+            recorder.add_frame(values, subtask_text(previous["info"]))
             frames.append(values)
-            previous["observation"] = observation
+            previous["observation"], previous["info"] = observation, info
 
-        previous["observation"], _ = env.reset(seed=seed)
+        previous["observation"], previous["info"] = env.reset(seed=seed)
         # run_expert_episode resets with the same seed: the same first observation.
         run_expert_episode(env, "TransferCube", seed, on_frame=on_frame)
         recorder.save_episode()
