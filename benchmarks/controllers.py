@@ -34,14 +34,13 @@ import numpy as np
 from tqdm import tqdm
 
 import kinema.sim
-from kinema.aloha import ACTION_DIM, ACTION_HIGH, ACTION_LOW, HOME_POSE
+from kinema.aloha import ACTION_DIM, ACTION_HIGH, ACTION_LOW, HOME_POSE, MAX_VELOCITY
 from kinema.controllers.kinematics import Kinematics
 from kinema.controllers.limits import (
     CollisionAvoidanceLimit,
     PositionLimit,
     VelocityLimit,
     aloha_collision_geoms,
-    default_max_velocity,
 )
 from kinema.controllers.mpc import (
     JointMpc,
@@ -215,7 +214,7 @@ def bench_mink(targets: list[np.ndarray]) -> dict[str, float]:
     posture = mink.PostureTask(model, cost=1e-2)
     left, right = (aloha_collision_geoms(model, arm) for arm in ("left", "right"))
     joint_names = [model.joint(j).name for j in range(model.njnt)]
-    velocity = default_max_velocity()
+    velocity = MAX_VELOCITY
     limits = [
         mink.ConfigurationLimit(model),
         mink.VelocityLimit(model, {name: float(velocity[0]) for name in joint_names}),

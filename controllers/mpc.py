@@ -61,7 +61,14 @@ import cvxpy as cp
 import daqp
 import numpy as np
 
-from kinema.aloha import ACTION_DIM, ACTION_HIGH, ACTION_LOW, DOF_PER_ARM, HOME_POSE
+from kinema.aloha import (
+    ACTION_DIM,
+    ACTION_HIGH,
+    ACTION_LOW,
+    DOF_PER_ARM,
+    HOME_POSE,
+    MAX_VELOCITY,
+)
 from kinema.types import JointCommand
 
 PARAMETER_NAMES = (
@@ -113,7 +120,7 @@ class MpcConfig:
     tick_dt_s: float = 0.002
     lower_rad: tuple[float, ...] = tuple(ACTION_LOW.tolist())
     upper_rad: tuple[float, ...] = tuple(ACTION_HIGH.tolist())
-    max_velocity_rad_s: tuple[float, ...] = _per_joint(np.pi, 5.0)
+    max_velocity_rad_s: tuple[float, ...] = tuple(MAX_VELOCITY.tolist())
     max_acceleration_rad_s2: tuple[float, ...] = _per_joint(20.0, 100.0)
     tracking_weight: float = 1.0
     jerk_weight: float = 1e-9

@@ -16,11 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from kinema.aloha import ARM_JOINTS, ARMS
+from kinema.aloha import STATE_NAMES
 from kinema.sim.env import IMAGE_KEY_PREFIX, AlohaEnv
-
-JOINT_NAMES = [f"{arm}_{joint}" for arm in ARMS for joint in (*ARM_JOINTS, "gripper")]
-"""The 14 entries of state and action, left arm first (ALOHA order)."""
 
 
 def environment_features(env: AlohaEnv) -> dict[str, dict[str, Any]]:
@@ -31,9 +28,9 @@ def environment_features(env: AlohaEnv) -> dict[str, dict[str, Any]]:
             names = ["height", "width", "channels"]
             features[key] = {"dtype": "video", "shape": tuple(space.shape), "names": names}
         else:
-            names = JOINT_NAMES if space.shape == (len(JOINT_NAMES),) else None
+            names = STATE_NAMES if space.shape == (len(STATE_NAMES),) else None
             features[key] = {"dtype": "float32", "shape": tuple(space.shape), "names": names}
-    features["action"] = {"dtype": "float32", "shape": (len(JOINT_NAMES),), "names": JOINT_NAMES}
+    features["action"] = {"dtype": "float32", "shape": (len(STATE_NAMES),), "names": STATE_NAMES}
     return features
 
 

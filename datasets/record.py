@@ -23,6 +23,7 @@ from kinema.datasets.keyboard import KeyboardTeleop, TerminalKeys
 from kinema.datasets.recorder import EpisodeRecorder
 from kinema.datasets.teleop import ExpertTeleop, TeleopSource
 from kinema.sim import env_id
+from kinema.sim.env import subtask_in_progress
 from kinema.sim.simulation import CONTROL_DT_S
 
 log = logging.getLogger(__name__)
@@ -68,10 +69,7 @@ def make_teleop(config: RecordConfig) -> TeleopSource:
 
 def subtask_text(info: dict) -> str:
     """The language of the frame: the first subtask not done yet (the last one once all are)."""
-    for subtask, done in zip(info["subtasks"], info["subtasks_done"], strict=True):
-        if not done:
-            return subtask.text
-    return info["subtasks"][-1].text
+    return (subtask_in_progress(info) or info["subtasks"][-1]).text
 
 
 def record(config: RecordConfig) -> dict[str, object]:

@@ -76,3 +76,19 @@ JOINT_INDICES: Final[np.ndarray] = np.array(
 
 GRIPPER_INDICES: Final[np.ndarray] = np.array([arm_slice(arm).stop - 1 for arm in ARMS])
 """Indices of the two gripper openings (left, right) in the 14-vector."""
+
+STATE_NAMES: Final[list[str]] = [
+    f"{arm}_{joint}" for arm in ARMS for joint in (*ARM_JOINTS, "gripper")
+]
+"""Names of the 14 state and action entries, ``left_waist`` … ``right_gripper``."""
+
+
+def _max_velocity() -> np.ndarray:
+    velocity = np.full(ACTION_DIM, np.pi)  # the ViperX servos: Velocity_Limit 131 × 0.229 rpm
+    velocity[GRIPPER_INDICES] = 5.0  # a full gripper stroke in 0.2 s
+    velocity.flags.writeable = False
+    return velocity
+
+
+MAX_VELOCITY: Final[np.ndarray] = _max_velocity()
+"""(14,) largest speed of each entry: π rad/s per arm joint, 5 openings per second per gripper."""

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from kinema.sim import env_id
-from kinema.sim.env import IMAGE_KEY_PREFIX
+from kinema.sim.env import IMAGE_KEY_PREFIX, subtask_in_progress
 from kinema.sim.experts import ExpertEpisode, run_expert_episode
 from kinema.sim.rendering import ALOHA_CAMERAS
 from kinema.sim.simulation import CONTROL_DT_S
@@ -68,15 +68,11 @@ def record_episode(config: ExpertRunConfig, seed: int) -> ExpertEpisode:
 
         def write_frame(observation: dict, action: np.ndarray, info: dict) -> None:
             caption = f"expert  |  stage {info['stage']}/{info['max_stage']}  |  "
+            pending = subtask_in_progress(info)
             if info["is_success"]:
                 caption += "task done"
-            else:
-                pending = (
-                    s.text
-                    for s, done in zip(info["subtasks"], info["subtasks_done"], strict=True)
-                    if not done
-                )
-                caption += next(pending, "")
+            elif pending is not None:
+                caption += pending.text
             images = {c: observation[IMAGE_KEY_PREFIX + c] for c in ALOHA_CAMERAS}
             video.write(mosaic(images, caption))
 

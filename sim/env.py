@@ -39,12 +39,21 @@ from kinema.sim.model import build_model
 from kinema.sim.rendering import CameraRenderer, validate_image_size
 from kinema.sim.simulation import PHYSICS_STEPS_PER_CONTROL, ActionError, AlohaSim
 from kinema.sim.tasks import Episode, Task, make_task
+from kinema.types import Subtask
 
 STATE_KEY = "observation.state"
 ENV_STATE_KEY = "observation.environment_state"
 IMAGE_KEY_PREFIX = "observation.images."
 
 Observation = dict[str, np.ndarray]
+
+
+def subtask_in_progress(info: dict[str, Any]) -> Subtask | None:
+    """The first subtask of ``info``'s episode that is not done yet; None when all are."""
+    for subtask, done in zip(info["subtasks"], info["subtasks_done"], strict=True):
+        if not done:
+            return subtask
+    return None
 
 
 class AlohaEnv(gym.Env[Observation, np.ndarray]):

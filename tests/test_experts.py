@@ -6,9 +6,8 @@ import gymnasium as gym
 import numpy as np
 from scenes import decode
 
-from kinema.aloha import ACTION_HIGH, ACTION_LOW
+from kinema.aloha import ACTION_HIGH, ACTION_LOW, MAX_VELOCITY
 from kinema.cli import main
-from kinema.controllers.limits import default_max_velocity
 from kinema.sim.experts import run_expert_episode
 from kinema.video import CAPTION_HEIGHT_PX
 
@@ -34,7 +33,7 @@ def test_expert_solves_the_task_with_actions_inside_the_limits(task_name):
     assert np.all(actions >= ACTION_LOW - 1e-9) and np.all(actions <= ACTION_HIGH + 1e-9)
     # Successive 50 Hz actions never move faster than the servos' velocity limits.
     speed = np.abs(np.diff(actions, axis=0)) / CONTROL_DT_S
-    assert np.all(speed <= default_max_velocity() + 1e-6)
+    assert np.all(speed <= MAX_VELOCITY + 1e-6)
 
 
 def test_transfer_cube_expert_completes_the_handover_when_the_episode_goes_on():

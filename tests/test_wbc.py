@@ -4,14 +4,20 @@ import mujoco
 import numpy as np
 import pytest
 
-from kinema.aloha import ACTION_DIM, ACTION_HIGH, ACTION_LOW, GRIPPER_INDICES, HOME_POSE
+from kinema.aloha import (
+    ACTION_DIM,
+    ACTION_HIGH,
+    ACTION_LOW,
+    GRIPPER_INDICES,
+    HOME_POSE,
+    MAX_VELOCITY,
+)
 from kinema.controllers.kinematics import Kinematics, Pose, rotation_log
 from kinema.controllers.limits import (
     CollisionAvoidanceLimit,
     PositionLimit,
     VelocityLimit,
     aloha_collision_geoms,
-    default_max_velocity,
 )
 from kinema.controllers.tasks import FrameTask, GripperTask, PostureTask, RelativeFrameTask
 from kinema.controllers.wbc import WbcConfig, WbcError, WholeBodyController
@@ -133,7 +139,7 @@ def test_reaches_reachable_targets_for_both_arms(model, kin):
 
 def assert_run_respects_joint_limits(wbc: WholeBodyController, steps: int) -> np.ndarray:
     """Run from home; every velocity and configuration within limits, before and after clipping."""
-    max_velocity = default_max_velocity()
+    max_velocity = MAX_VELOCITY
     q = HOME_POSE.copy()
     for _ in range(steps):
         result = wbc.step(q)

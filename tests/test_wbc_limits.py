@@ -4,7 +4,14 @@ import mujoco
 import numpy as np
 import pytest
 
-from kinema.aloha import ACTION_DIM, ACTION_HIGH, ACTION_LOW, GRIPPER_INDICES, HOME_POSE
+from kinema.aloha import (
+    ACTION_DIM,
+    ACTION_HIGH,
+    ACTION_LOW,
+    GRIPPER_INDICES,
+    HOME_POSE,
+    MAX_VELOCITY,
+)
 from kinema.controllers.kinematics import Kinematics
 from kinema.controllers.limits import (
     CollisionAvoidanceLimit,
@@ -13,7 +20,6 @@ from kinema.controllers.limits import (
     PositionLimit,
     VelocityLimit,
     aloha_collision_geoms,
-    default_max_velocity,
 )
 from kinema.sim.model import build_model
 
@@ -115,7 +121,7 @@ def test_velocity_limit_default_bounds(kin):
     expected[GRIPPER_INDICES] = 5.0
     np.testing.assert_allclose(constraint.upper, expected)
     np.testing.assert_allclose(constraint.lower, -expected)
-    np.testing.assert_allclose(default_max_velocity(), expected)
+    np.testing.assert_allclose(MAX_VELOCITY, expected)
 
 
 def test_velocity_limit_custom_bounds_do_not_depend_on_state_or_period(kin):

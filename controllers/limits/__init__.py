@@ -7,7 +7,7 @@
 from kinema.controllers.limits.base import Constraint, Limit, LimitError
 from kinema.controllers.limits.collision import CollisionAvoidanceLimit, aloha_collision_geoms
 from kinema.controllers.limits.joint_position import PositionLimit
-from kinema.controllers.limits.joint_velocity import VelocityLimit, default_max_velocity
+from kinema.controllers.limits.joint_velocity import VelocityLimit
 
 __all__ = [
     "CollisionAvoidanceLimit",
@@ -17,5 +17,4 @@ __all__ = [
     "PositionLimit",
     "VelocityLimit",
     "aloha_collision_geoms",
-    "default_max_velocity",
 ]

@@ -1,7 +1,7 @@
 """Joint velocity limit: |v_i| ≤ v_max,i for every entry of the 14-vector.
 
-Defaults: π rad/s for the arm joints (the ViperX servos' velocity limit, 131 × 0.229 rpm) and
-5 openings per second for the grippers (full stroke in 0.2 s).
+Default: ``kinema.aloha.MAX_VELOCITY``, π rad/s for the arm joints (the ViperX servos' velocity
+limit) and 5 openings per second for the grippers (full stroke in 0.2 s).
 
 Example:
     >>> limit = VelocityLimit()
@@ -11,26 +11,16 @@ Example:
 
 import numpy as np
 
-from kinema.aloha import ACTION_DIM, GRIPPER_INDICES
+from kinema.aloha import ACTION_DIM, MAX_VELOCITY
 from kinema.controllers.kinematics import Kinematics
 from kinema.controllers.limits.base import Constraint, Limit, LimitError
-
-ARM_MAX_VELOCITY_RAD_S = np.pi
-GRIPPER_MAX_VELOCITY_PER_S = 5.0
-
-
-def default_max_velocity() -> np.ndarray:
-    """(14,) velocity limits: π rad/s per arm joint, 5 /s per gripper opening."""
-    limits = np.full(ACTION_DIM, ARM_MAX_VELOCITY_RAD_S)
-    limits[GRIPPER_INDICES] = GRIPPER_MAX_VELOCITY_PER_S
-    return limits
 
 
 class VelocityLimit(Limit):
     """Box limit on the joint velocity (see module docstring)."""
 
     def __init__(self, max_velocity: np.ndarray | None = None):
-        limits = default_max_velocity() if max_velocity is None else np.asarray(max_velocity)
+        limits = MAX_VELOCITY if max_velocity is None else np.asarray(max_velocity)
         if limits.shape != (ACTION_DIM,) or np.any(limits <= 0) or not np.all(np.isfinite(limits)):
             raise LimitError(
                 f"VelocityLimit: max_velocity must be ({ACTION_DIM},) finite and positive. "

@@ -146,6 +146,14 @@ class Expert(abc.ABC):
         self.subtasks_planned += 1
         return self.subtasks[self.subtasks_planned - 1]
 
+    def take_all_subtasks(self) -> bool:
+        """Count every subtask as planned, for an expert that plans the whole demonstration at
+        once; False if they already were."""
+        if self.subtasks_planned == len(self.subtasks):
+            return False
+        self.subtasks_planned = len(self.subtasks)
+        return True
+
     @abc.abstractmethod
     def extend(self, sim: AlohaSim, plan: EndEffectorPlan) -> bool:
         """Append the next part of the demonstration (a subtask, or several that run at once)

@@ -55,9 +55,8 @@ class InsertionExpert(Expert):
     """Pick peg and socket together, meet, insert (see module docstring)."""
 
     def extend(self, sim: AlohaSim, plan: EndEffectorPlan) -> bool:
-        if self.subtasks_planned:
+        if not self.take_all_subtasks():
             return False
-        self.subtasks_planned = len(self.subtasks)  # all planned at once
         peg = sim.body_position("peg")
         socket = sim.body_position("socket")
         peg_grasp = np.array([peg[0] + _PEG_GRASP_OFFSET_M, peg[1], _PAD_CLEARANCE_M])

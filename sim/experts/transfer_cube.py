@@ -37,9 +37,8 @@ class TransferCubeExpert(Expert):
     """Pick with the right arm, hand over to the left (see module docstring)."""
 
     def extend(self, sim: AlohaSim, plan: EndEffectorPlan) -> bool:
-        if self.subtasks_planned:
+        if not self.take_all_subtasks():
             return False
-        self.subtasks_planned = len(self.subtasks)  # all planned at once
         cube = sim.body_position("cube")
         grasp = cube + np.array([0.0, 0.0, GRASP_ABOVE_CENTRE_M])
         meet = np.array(
