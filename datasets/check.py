@@ -11,7 +11,6 @@ Example:
     summary = check_dataset(Path("outputs/dataset"))   # raises DatasetError on a bad file
 """
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +19,37 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kinema.datasets.info import DatasetError, require_dataset
+from kinema.datasets.info import DatasetError, read_info
 
 
-def _read_parquet(path: Path) -> pa.Table:
+def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """The table in ``path`` (only ``columns`` if given); ``DatasetError`` naming the file if it
+    cannot be read."""
     try:
-        return pq.read_table(path)
+        return pq.read_table(path, columns=columns)
     except (OSError, pa.ArrowException) as error:
         raise DatasetError(f"{path}: not a readable parquet file ({error})") from error
 
 
-def _check_finite(path: Path, table: pa.Table, float_features: list[str]) -> None:
+def column_array(table: pa.Table, name: str) -> np.ndarray:
+    """A float feature's column as an (N, D) array (an (N,) column becomes (N, 1))."""
+    column = table.column(name).combine_chunks()
+    if pa.types.is_fixed_size_list(column.type):
+        return column.flatten().to_numpy().reshape(len(column), column.type.list_size)
+    if pa.types.is_list(column.type):
+        return np.stack(column.to_numpy(zero_copy_only=False)).reshape(len(column), -1)
+    return column.to_numpy().reshape(len(column), 1)
+
+
+def check_finite(path: Path, table: pa.Table, float_features: list[str]) -> None:
+    """``DatasetError`` naming ``path``, the episode and the frame of the first non-finite value
+    of any of ``float_features``."""
     episodes = table.column("episode_index").to_numpy()
     frames = table.column("frame_index").to_numpy()
     for name in float_features:
         if name not in table.column_names:
             raise DatasetError(f"{path}: feature {name!r} of meta/info.json is missing")
-        values = np.stack(table.column(name).to_numpy(zero_copy_only=False))
-        bad = ~np.isfinite(values).all(axis=tuple(range(1, values.ndim)))
+        bad = ~np.isfinite(column_array(table, name)).all(axis=1)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise DatasetError(
@@ -56,18 +68,14 @@ def _count_video_frames(path: Path) -> int:
 
 def check_dataset(root: Path) -> dict[str, Any]:
     """Check every file (see the module docstring); a summary, or ``DatasetError``."""
-    require_dataset(root)
+    info = read_info(root)
     info_path = root / "meta" / "info.json"
-    try:
-        info = json.loads(info_path.read_text())
-    except json.JSONDecodeError as error:
-        raise DatasetError(f"{info_path}: not valid JSON ({error})") from error
     features = info["features"]
     float_features = [name for name, spec in features.items() if spec["dtype"].startswith("float")]
     video_keys = [name for name, spec in features.items() if spec["dtype"] == "video"]
 
     episode_files = sorted((root / "meta" / "episodes").rglob("*.parquet"))
-    episodes = pa.concat_tables([_read_parquet(path) for path in episode_files]).to_pylist()
+    episodes = pa.concat_tables([read_parquet(path) for path in episode_files]).to_pylist()
     if len(episodes) != info["total_episodes"]:
         raise DatasetError(
             f"{info_path}: says {info['total_episodes']} episodes, meta/episodes holds "
@@ -76,8 +84,8 @@ def check_dataset(root: Path) -> dict[str, Any]:
     data_files = sorted((root / "data").rglob("*.parquet"))
     frames = 0
     for path in data_files:
-        table = _read_parquet(path)
-        _check_finite(path, table, float_features)
+        table = read_parquet(path)
+        check_finite(path, table, float_features)
         frames += table.num_rows
     expected_video_frames: dict[Path, int] = {}
     for episode in episodes:

@@ -6,6 +6,7 @@ Example:
     print(describe(summary))  # episodes, frames, fps, features, tasks
 """
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,17 @@ def require_dataset(root: Path) -> None:
     info_path = root / "meta" / "info.json"
     if not info_path.exists():
         raise DatasetError(f"{info_path} is missing: {root} is not a LeRobotDataset v3 directory")
+
+
+def read_info(root: Path) -> dict[str, Any]:
+    """``meta/info.json`` of the dataset at ``root``; ``DatasetError`` naming it if it is missing
+    or not JSON."""
+    require_dataset(root)
+    info_path = root / "meta" / "info.json"
+    try:
+        return json.loads(info_path.read_text())
+    except json.JSONDecodeError as error:
+        raise DatasetError(f"{info_path}: not valid JSON ({error})") from error
 
 
 def dataset_info(root: Path, repo_id: str = "local/kinema") -> dict[str, Any]:

@@ -72,6 +72,30 @@ def _dataset_check(args: argparse.Namespace) -> None:
     print(json.dumps(check_dataset(args.root)))
 
 
+def _dataset_windows(args: argparse.Namespace) -> None:
+    import json
+
+    from kinema.datasets.augment import AugmentConfig
+    from kinema.datasets.feature_map import FeatureMap
+    from kinema.datasets.loader import WindowConfig, WindowLoader
+    from kinema.datasets.throughput import measure_throughput
+
+    config = WindowConfig(
+        observation_steps=args.observation_steps,
+        action_steps=args.action_steps,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        augment=AugmentConfig() if args.augment else None,
+    )
+    loader = WindowLoader(args.root, config, FeatureMap.parse(args.map))
+    figures = measure_throughput(loader, args.batches, desc="windows")
+    print(
+        json.dumps(
+            {"root": str(args.root.resolve()), "frames": loader.table.total_frames} | figures
+        )
+    )
+
+
 def _tasks(args: argparse.Namespace) -> None:
     import gymnasium as gym
 
@@ -96,6 +120,25 @@ def _add_image_size(parser: argparse.ArgumentParser) -> None:
         default=(240, 320),
         metavar=("H", "W"),
         help="size of each camera image in the video, in pixels",
+    )
+
+
+def add_window_arguments(parser: argparse.ArgumentParser) -> None:
+    """The training-window options (``kinema dataset windows``, ``kinema train``)."""
+    parser.add_argument(
+        "--map",
+        action="append",
+        default=None,
+        metavar="TARGET=SOURCE[i:j,...]",
+        help="serve dataset feature SOURCE (optionally only entries i:j,...) as TARGET, e.g. "
+        "observation.images.cam_high=observation.images.top; repeatable",
+    )
+    parser.add_argument("--observation-steps", type=int, default=1, help="history length n")
+    parser.add_argument("--action-steps", type=int, default=50, help="chunk length H")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2, help="decoding worker processes")
+    parser.add_argument(
+        "--augment", action="store_true", help="random shift and colour jitter on images"
     )
 
 
@@ -202,6 +245,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("root", type=Path, help="the dataset directory")
     check.set_defaults(run=_dataset_check)
+    windows = dataset_commands.add_parser(
+        "windows",
+        help="serve training windows from a dataset and report their shapes and speed",
+        description="Load a LeRobotDataset v3 directory (ours or any lerobot one) as training "
+        "windows: observation history, action chunk with padding flags, task text. --map "
+        "renames or slices features of datasets with other camera names or state sizes.",
+    )
+    windows.add_argument("root", type=Path, help="the dataset directory")
+    add_window_arguments(windows)
+    windows.add_argument("--batches", type=int, default=None, help="default: one epoch")
+    windows.set_defaults(run=_dataset_windows)
 
     tasks = commands.add_parser(
         "tasks",

@@ -2,6 +2,7 @@
 
 import gymnasium as gym
 import pytest
+from recordings import record_expert_episodes
 
 import kinema.sim  # noqa: F401  (registers the environments, selects EGL rendering)
 from kinema.sim.tasks import TASKS
@@ -20,3 +21,11 @@ def state_env(task_name: str):
     env = gym.make(f"kinema/{task_name}-v0")
     yield env
     env.close()
+
+
+@pytest.fixture(scope="session")
+def recorded_dataset(tmp_path_factory):
+    """Two TransferCube expert episodes (seeds 0, 1; cam_high at 48 × 64) recorded into a
+    dataset, and what was recorded, frame by frame."""
+    root = tmp_path_factory.mktemp("recording") / "dataset"
+    return root, record_expert_episodes(root, [0, 1])

@@ -2,69 +2,26 @@
 
 import json
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
+from recordings import REPO_ID, corrupted_copy, put_nan_action, record_expert_episodes
 from scenes import decode
 
 from kinema.cli import main
 from kinema.datasets.check import check_dataset
-from kinema.datasets.features import environment_features, frame_values
 from kinema.datasets.info import DatasetError, dataset_info
-from kinema.datasets.record import subtask_text
 from kinema.datasets.recorder import JOURNAL_DIR, EpisodeRecorder, RecordingError, recover
 from kinema.datasets.visualize import PLOT_HEIGHT_PX
-from kinema.sim.experts import run_expert_episode
 from kinema.video import CAPTION_HEIGHT_PX
 
-REPO_ID = "local/test"
 REPO_ID_CLI = "local/kinema"
-
-
-def record_expert_episodes(root: Path, seeds: list[int], resume: bool = False):
-    """Record the TransferCube expert for ``seeds``; return what was recorded, per episode."""
-    env = gym.make("kinema/TransferCube-v0", cameras=["cam_high"], image_size=(48, 64)).unwrapped
-    recorder = (
-        EpisodeRecorder.resume(root, REPO_ID)
-        if resume
-        else EpisodeRecorder.create(root, REPO_ID, 50, environment_features(env))
-    )
-    recorded = []
-    for seed in seeds:
-        frames = []
-        previous = {}
-
-        def on_frame(observation, action, info, frames=frames, previous=previous):
-            values = frame_values(previous["observation"], action)
-            recorder.add_frame(values, subtask_text(previous["info"]))
-            frames.append(values)
-            previous["observation"], previous["info"] = observation, info
-
-        previous["observation"], previous["info"] = env.reset(seed=seed)
-        # run_expert_episode resets with the same seed: the same first observation.
-        run_expert_episode(env, "TransferCube", seed, on_frame=on_frame)
-        recorder.save_episode()
-        recorded.append(frames)
-    recorder.close()
-    env.close()
-    return recorded
-
-
-@pytest.fixture(scope="module")
-def recorded_dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("recording") / "dataset"
-    return root, record_expert_episodes(root, [0, 1])
 
 
 def test_lerobot_loads_exactly_what_was_recorded(recorded_dataset):
@@ -251,12 +208,6 @@ def test_dataset_visualize_writes_an_mp4_per_episode_with_cameras_and_plot(
         main(["dataset", "visualize", str(root), "--episodes", "5", "--out", str(tmp_path)])
 
 
-def corrupted_copy(root: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "copy"
-    shutil.copytree(root, copy)
-    return copy
-
-
 def test_dataset_check_passes_a_good_dataset_and_names_each_bad_file(recorded_dataset, tmp_path):
     root, recorded = recorded_dataset
     summary = check_dataset(root)
@@ -271,11 +222,7 @@ def test_dataset_check_passes_a_good_dataset_and_names_each_bad_file(recorded_da
 
     copy = corrupted_copy(root, tmp_path / "nan")
     data = sorted((copy / "data").rglob("*.parquet"))[-1]
-    table = pq.read_table(data)
-    actions = np.stack(table.column("action").to_numpy(zero_copy_only=False)).copy()
-    actions[5, 3] = np.nan
-    column = pa.array(list(actions), type=table.schema.field("action").type)
-    pq.write_table(table.set_column(table.column_names.index("action"), "action", column), data)
+    put_nan_action(data, row=5)
     with pytest.raises(DatasetError, match=r"episode 1 frame 5: action is not finite"):
         check_dataset(copy)
 

@@ -1,0 +1,226 @@
+"""Training windows from any LeRobotDataset v3 directory, decoded on worker processes.
+
+A window is what one training sample of a chunking policy needs at frame ``t`` of an episode
+of length L:
+
+- the observation history, frames ``t - n + 1 … t`` of every observation feature (states as
+  ``(n, D)`` float32, cameras as ``(n, 3, H, W)`` uint8), with ``observation_is_pad`` (n,) true
+  where a frame lies before the episode start (the first frame is repeated there);
+- the action chunk, actions ``t … t + H - 1`` as ``(H, A)`` float32, with ``action_is_pad``
+  (H,) true past the episode end (the last action is repeated there);
+- the task text of frame ``t`` (``task``, and ``task_index``), ``episode_index`` and
+  ``frame_index``.
+
+Every frame of the dataset is the ``t`` of exactly one window per epoch.
+
+How it is fast: each worker process takes its share of the episodes (shuffled per epoch),
+keeps ``episodes_in_memory`` of them decoded at a time (every camera decoded once, in one
+sequential pass; ``kinema.datasets.frames``), and draws each batch uniformly, without
+replacement, from all the frames not yet served in those episodes. An episode that runs out
+is replaced by the worker's next one. Batches are assembled in the worker with array indexing
+and arrive as tensors: no per-sample decoding, seeking or collation. Images stay uint8 (a
+quarter of the bytes of float32 between processes); the policy scales them to 0..1.
+
+Example:
+    loader = WindowLoader(Path("outputs/dataset"), WindowConfig(observation_steps=2))
+    for batch in loader:          # one epoch
+        batch["action"].shape     # (64, 50, 14)
+    loader.stats["action"].mean   # normalisation statistics (kinema.datasets.stats)
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from kinema.datasets.augment import AugmentConfig, augment
+from kinema.datasets.feature_map import FeatureMap
+from kinema.datasets.frames import decode_episode
+from kinema.datasets.stats import FeatureStats, compute_stats
+from kinema.datasets.table import EpisodeTable
+
+ACTION = "action"
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """What a training window holds and how batches are served.
+
+    Attributes:
+        observation_steps: n, frames of observation history (1: the current frame only).
+        action_steps: H, actions in the chunk (50 = 1 s at 50 Hz).
+        batch_size: windows per batch.
+        workers: decoding worker processes (0: decode in the calling process).
+        episodes_in_memory: decoded episodes each worker draws windows from at a time; more
+            mixes batches better and costs L × cameras × H × W × 3 bytes each.
+        augment: image augmentation, or None.
+        seed: seeds the episode order and the draws of every epoch (reproducible).
+        drop_last: drop each worker's last, smaller batch of an epoch.
+    """
+
+    observation_steps: int = 1
+    action_steps: int = 50
+    batch_size: int = 64
+    workers: int = 2
+    episodes_in_memory: int = 8
+    augment: AugmentConfig | None = None
+    seed: int = 0
+    drop_last: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("observation_steps", "action_steps", "batch_size", "episodes_in_memory"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"WindowConfig.{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise ValueError(f"WindowConfig.workers must be ≥ 0, got {self.workers}")
+
+
+def window_rows(
+    frames: np.ndarray, lengths: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frame numbers ``frames[:, None] + offsets`` clamped into each episode, and where they
+    were clamped (padding); all arrays (B, len(offsets))."""
+    wanted = frames[:, None] + offsets[None, :]
+    clamped = np.clip(wanted, 0, lengths[:, None] - 1)
+    return clamped, wanted != clamped
+
+
+class WindowStream(IterableDataset):
+    """The batches of one epoch of one worker (see the module docstring)."""
+
+    def __init__(self, table: EpisodeTable, config: WindowConfig):
+        self.table = table
+        self.config = config
+        self.observation_offsets = np.arange(1 - config.observation_steps, 1)
+        self.action_offsets = np.arange(config.action_steps)
+        self.epoch = 0  # for workers=0; worker processes take their seed from torch
+
+    def _epoch_rng(self) -> tuple[np.random.Generator, list[int]]:
+        """This epoch's random generator and this worker's episodes (rows of the table)."""
+        info = get_worker_info()
+        episodes = len(self.table.lengths)
+        if info is None:
+            shared_seed = self.config.seed * 1_000_003 + self.epoch
+            self.epoch += 1
+            worker, workers = 0, 1
+        else:  # the same base seed in every worker of an epoch; torch draws a new one per epoch
+            shared_seed, worker, workers = info.seed - info.id, info.id, info.num_workers
+        order = np.random.default_rng(shared_seed).permutation(episodes)
+        return np.random.default_rng([shared_seed, worker]), order[worker::workers].tolist()
+
+    def _decode(self, row: int) -> dict[str, np.ndarray]:
+        table = self.table
+        return {
+            camera: decode_episode(
+                table.image_sources[camera][row],
+                int(table.episode_indices[row]),
+                int(table.lengths[row]),
+                table.fps,
+            )
+            for camera in table.cameras
+        }
+
+    def __iter__(self) -> Iterator[dict]:
+        rng, queue = self._epoch_rng()
+        batch_size = self.config.batch_size
+        decoded: dict[int, dict[str, np.ndarray]] = {}  # table row → camera → frames
+        remaining = np.empty((0, 2), dtype=np.int64)  # (row, frame) not served yet, shuffled
+        while queue or len(remaining):
+            while queue and len(decoded) < self.config.episodes_in_memory:
+                row = queue.pop(0)
+                decoded[row] = self._decode(row)
+                frames = np.arange(self.table.lengths[row])
+                new = np.stack([np.full_like(frames, row), frames], axis=1)
+                remaining = rng.permutation(np.concatenate([remaining, new]))
+            samples, remaining = remaining[:batch_size], remaining[batch_size:]
+            batch = self._assemble(samples[:, 0], samples[:, 1], decoded, rng)
+            still_needed = set(np.unique(remaining[:, 0]).tolist())
+            for row in [row for row in decoded if row not in still_needed]:
+                del decoded[row]
+            if len(samples) == batch_size or not self.config.drop_last:
+                yield batch
+
+    def _assemble(
+        self,
+        rows: np.ndarray,
+        frames: np.ndarray,
+        decoded: dict[int, dict[str, np.ndarray]],
+        rng: np.random.Generator,
+    ) -> dict:
+        """The batch of windows at ``frames`` of the episodes at table ``rows`` (both (B,))."""
+        table = self.table
+        lengths, starts = table.lengths[rows], table.starts[rows]
+        history, history_pad = window_rows(frames, lengths, self.observation_offsets)
+        chunk, chunk_pad = window_rows(frames, lengths, self.action_offsets)
+        batch: dict = {}
+        for name, values in table.floats.items():
+            positions = (chunk if name == ACTION else history) + starts[:, None]
+            batch[name] = torch.from_numpy(values[positions])
+        for camera in table.cameras:
+            windows = np.stack(
+                [decoded[row][camera][steps] for row, steps in zip(rows, history, strict=True)]
+            )  # (B, n, H, W, 3)
+            images = torch.from_numpy(windows).permute(0, 1, 4, 2, 3).contiguous()
+            if self.config.augment is not None:
+                images = augment(images, self.config.augment, rng)
+            batch[camera] = images
+        task_index = table.task_index[starts + frames]
+        batch["observation_is_pad"] = torch.from_numpy(history_pad)
+        batch["action_is_pad"] = torch.from_numpy(chunk_pad)
+        batch["task_index"] = torch.from_numpy(task_index)
+        batch["task"] = [table.tasks[index] for index in task_index]
+        batch["episode_index"] = torch.from_numpy(table.episode_indices[rows])
+        batch["frame_index"] = torch.from_numpy(frames)
+        return batch
+
+
+def _one_thread_per_worker(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+class WindowLoader:
+    """Batches of training windows from the dataset at ``root``, epoch after epoch.
+
+    Args:
+        root: a LeRobotDataset v3 directory.
+        config: window and batching settings.
+        feature_map: renames and slices of the dataset's features (``--map`` rules).
+        features: the served features to load (default: every observation feature and action).
+        expected: feature → shape a consumer needs (e.g. a policy's); checked before anything
+            is decoded, with an error naming ``meta/info.json``.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        config: WindowConfig = WindowConfig(),
+        feature_map: FeatureMap | None = None,
+        features: list[str] | None = None,
+        expected: dict[str, tuple[int, ...]] | None = None,
+    ):
+        self.config = config
+        self.table = EpisodeTable.load(root, feature_map, features)
+        if expected is not None:
+            self.table.require(expected)
+        self.stats: dict[str, FeatureStats] = compute_stats(self.table.floats)
+        self.loader = DataLoader(
+            WindowStream(self.table, config),
+            batch_size=None,
+            num_workers=config.workers,
+            worker_init_fn=_one_thread_per_worker if config.workers else None,
+            prefetch_factor=4 if config.workers else None,
+            persistent_workers=False,
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """About how many batches one epoch holds (exact with one worker)."""
+        return -(-self.table.total_frames // self.config.batch_size)
+
+    def __iter__(self) -> Iterator[dict]:
+        """The batches of one epoch."""
+        return iter(self.loader)
