@@ -46,3 +46,21 @@ class JointCommand:
 
     position: np.ndarray
     velocity: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ActionChunk:
+    """H future actions from the policy (see DESIGN.md).
+
+    Attributes:
+        actions: (H, A) actions; A = 14 in the joint space (rad, grippers 0..1) or 20 in the
+            end-effector space (per arm position in m, 6-D rotation, gripper 0..1).
+        start_time_s: the time the first action is for, in seconds (the observation's time).
+        dt_s: seconds between consecutive actions (0.02 at 50 Hz).
+        action_space: "joint" or "end_effector".
+    """
+
+    actions: np.ndarray
+    start_time_s: float
+    dt_s: float
+    action_space: Literal["joint", "end_effector"]

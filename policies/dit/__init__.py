@@ -1,0 +1,1 @@
+"""The DiT policy: a diffusion transformer from observations and a subtask to action chunks."""

@@ -1,0 +1,146 @@
+"""The DiT policy's configuration: what it observes, what it outputs, its size and its objective.
+
+Saved as ``config.json`` next to the weights; everything a checkpoint needs to be rebuilt.
+
+Example:
+    >>> config = DiTConfig(cameras=("cam_high",), chunk_steps=20)
+    >>> config.action_dim, config.image_feature
+    (14, 'observation.images.cam_high')
+"""
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+STATE = "observation.state"
+ENVIRONMENT_STATE = "observation.environment_state"
+ACTION = "action"
+IMAGE_PREFIX = "observation.images."
+
+ACTION_DIMS = {"joint": 14, "end_effector": 20}
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """Configuration of a ``DiTPolicy``.
+
+    Observation and action:
+        cameras: camera names (features ``observation.images.<name>``); may be empty.
+        image_size: (height, width) of every camera image, pixels.
+        state_dim: joint state entries (14: ALOHA joints in rad, grippers 0..1).
+        environment_state_dim: entries of ``observation.environment_state`` (object poses in
+            simulation); 0 leaves it out.
+        observation_steps: n, frames of observation history the policy sees.
+        action_space: "joint" (14 values) or "end_effector" (20: per arm position in m, 6-D
+            rotation, gripper); see ``kinema.controllers.action_spaces``.
+        chunk_steps: H, actions predicted per chunk.
+        executed_steps: actions of a chunk executed before the next is predicted.
+        fps: frames (actions) per second; one action every 1 / fps seconds.
+
+    Network:
+        hidden_dim, layers, heads, mlp_ratio, dropout: the transformer's width, depth, attention
+            heads, MLP expansion and dropout.
+        image_channels: channels of the image encoder's four residual stages (stride 16 in all).
+        text_layers, text_max_bytes: the subtask-text encoder's depth and its input length in
+            UTF-8 bytes.
+
+    Generative objective:
+        objective: "diffusion" (DDPM training, few-step DDIM / DPM-Solver++ sampling) or "flow"
+            (rectified flow, Euler sampling).
+        train_timesteps, beta_schedule, prediction: the DDPM noise schedule and what the network
+            predicts ("epsilon": the noise, or "sample": the clean chunk).
+        sampler: "ddim" or "dpmsolver++" (diffusion only).
+        inference_steps: denoising (or Euler) steps per chunk.
+    """
+
+    cameras: tuple[str, ...] = ("cam_high", "cam_left_wrist", "cam_right_wrist")
+    image_size: tuple[int, int] = (96, 128)
+    state_dim: int = 14
+    environment_state_dim: int = 0
+    observation_steps: int = 1
+    action_space: Literal["joint", "end_effector"] = "joint"
+    chunk_steps: int = 50
+    executed_steps: int = 25
+    fps: float = 50.0
+
+    hidden_dim: int = 256
+    layers: int = 6
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.1
+    image_channels: tuple[int, int, int, int] = (32, 64, 128, 256)
+    text_layers: int = 2
+    text_max_bytes: int = 96
+
+    objective: Literal["diffusion", "flow"] = "diffusion"
+    train_timesteps: int = 100
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction: Literal["epsilon", "sample"] = "epsilon"
+    sampler: Literal["ddim", "dpmsolver++"] = "ddim"
+    inference_steps: int = 10
+
+    def __post_init__(self) -> None:
+        if self.action_space not in ACTION_DIMS:
+            raise ValueError(
+                f"DiTConfig.action_space must be one of {list(ACTION_DIMS)}, got "
+                f"{self.action_space!r}"
+            )
+        if self.objective not in ("diffusion", "flow"):
+            raise ValueError(f"DiTConfig.objective must be diffusion or flow, got {self.objective}")
+        if not 1 <= self.executed_steps <= self.chunk_steps:
+            raise ValueError(
+                f"DiTConfig.executed_steps must be in 1..chunk_steps={self.chunk_steps}, got "
+                f"{self.executed_steps}"
+            )
+        if self.hidden_dim % self.heads:
+            raise ValueError(
+                f"DiTConfig.hidden_dim={self.hidden_dim} must be a multiple of heads={self.heads}"
+            )
+        if any(size % 16 for size in self.image_size):
+            raise ValueError(
+                f"DiTConfig.image_size {self.image_size} must be multiples of 16 (encoder stride)"
+            )
+
+    @property
+    def action_dim(self) -> int:
+        """Values per action: 14 (joint) or 20 (end-effector)."""
+        return ACTION_DIMS[self.action_space]
+
+    @property
+    def image_feature(self) -> str:
+        """The dataset feature of the first camera."""
+        return IMAGE_PREFIX + self.cameras[0]
+
+    def image_features(self) -> list[str]:
+        """The dataset features of all cameras, in order."""
+        return [IMAGE_PREFIX + camera for camera in self.cameras]
+
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Dataset feature → the per-frame shape this policy needs (for the loader's check)."""
+        shapes: dict[str, tuple[int, ...]] = {
+            STATE: (self.state_dim,),
+            ACTION: (self.action_dim,),
+        }
+        if self.environment_state_dim:
+            shapes[ENVIRONMENT_STATE] = (self.environment_state_dim,)
+        for feature in self.image_features():
+            shapes[feature] = (3, *self.image_size)
+        return shapes
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "DiTConfig":
+        """From ``asdict`` output (lists back to tuples); unknown keys are an error."""
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"DiTConfig: unknown fields {unknown}")
+        tuples = {"cameras", "image_size", "image_channels"}
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in values.items()})
+
+    @classmethod
+    def load(cls, path: Path) -> "DiTConfig":
+        return cls.from_dict(json.loads(path.read_text()))

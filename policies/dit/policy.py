@@ -1,0 +1,340 @@
+"""The DiT policy: normalisation, observation tokens, the generative objective, sampling, and
+the ``save_pretrained`` / ``from_pretrained`` checkpoint format.
+
+Normalisation (statistics from the training data, stored with the weights): joint and object
+states ``(x - mean) / std``; actions to [-1, 1] by their range, ``2 (a - min) / (max - min) - 1``,
+and back after sampling.
+
+Objectives, with x0 the normalised chunk and ε standard normal noise:
+
+- **diffusion** (DDPM): t uniform in 0..T-1, x_t = √ᾱ_t x0 + √(1-ᾱ_t) ε (diffusers'
+  ``DDPMScheduler.add_noise``); the network predicts ε (or x0), mean squared error over the
+  actions that are not padding. Sampling starts from noise and runs ``inference_steps`` of DDIM
+  or DPM-Solver++ (diffusers schedulers).
+- **flow** (rectified flow): s uniform in [0, 1], x_s = s x0 + (1 - s) ε; the network predicts
+  the velocity x0 - ε; sampling integrates dx/ds from s = 0 (noise) to 1 with Euler steps.
+
+Observation tokens: per history step and camera, the image encoder's patch tokens; per step one
+joint-state token (and one object-state token when configured); the subtask text's byte tokens.
+Each token kind and history step gets a learned embedding added.
+
+Example:
+    policy = DiTPolicy(DiTConfig(cameras=("cam_high",)), loader.stats)
+    loss = policy.loss(batch)                       # a WindowLoader batch
+    chunk = policy.predict_chunk(observation, "pick up the red cube with the right arm")
+    policy.save_pretrained(Path("outputs/policy")); DiTPolicy.from_pretrained(Path(...))
+"""
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from kinema.datasets.stats import FeatureStats, load_stats, save_stats
+from kinema.policies.dit.config import ACTION, ENVIRONMENT_STATE, STATE, DiTConfig
+from kinema.policies.dit.encoders import (
+    ImageEncoder,
+    TextEncoder,
+    VectorEncoder,
+    encode_text_bytes,
+)
+from kinema.policies.dit.model import DiffusionTransformer
+from kinema.types import ActionChunk, Subtask
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+STATS_FILE = "stats.json"
+CARD_FILE = "README.md"
+_FLOW_TIME_SCALE = 1000.0  # flow times s in [0, 1] enter the timestep embedding as 1000 s
+_STD_FLOOR = 1e-3
+_RANGE_FLOOR = 1e-3
+
+
+class PolicyInputError(ValueError):
+    """An observation the policy cannot use: missing features, wrong shapes, non-finite values."""
+
+
+class DiTPolicy(nn.Module):
+    """Diffusion transformer policy (see the module docstring)."""
+
+    def __init__(self, config: DiTConfig, stats: dict[str, FeatureStats]):
+        super().__init__()
+        self.config = config
+        self.stats = stats
+        needed = [STATE, ACTION] + ([ENVIRONMENT_STATE] if config.environment_state_dim else [])
+        missing = [name for name in needed if name not in stats]
+        if missing:
+            raise ValueError(f"DiTPolicy: normalisation statistics missing for {missing}")
+        dim = config.hidden_dim
+        self._normaliser("state", stats[STATE], config.state_dim)
+        self._normaliser("action", stats[ACTION], config.action_dim)
+        if config.environment_state_dim:
+            self._normaliser("environment", stats[ENVIRONMENT_STATE], config.environment_state_dim)
+            self.environment_encoder = VectorEncoder(config.environment_state_dim, dim)
+        self.image_encoders = nn.ModuleDict(
+            {camera: ImageEncoder(dim, config.image_channels) for camera in config.cameras}
+        )
+        self.state_encoder = VectorEncoder(config.state_dim, dim)
+        self.text_encoder = TextEncoder(
+            dim, config.heads, config.text_layers, config.text_max_bytes, config.dropout
+        )
+        kinds = len(config.cameras) + 3  # cameras, state, object state, text
+        self.kind_embedding = nn.Embedding(kinds, dim)
+        self.step_embedding = nn.Embedding(config.observation_steps, dim)
+        self.transformer = DiffusionTransformer(
+            config.action_dim,
+            config.chunk_steps,
+            dim,
+            config.layers,
+            config.heads,
+            config.mlp_ratio,
+            config.dropout,
+        )
+        scheduler_config = {
+            "num_train_timesteps": config.train_timesteps,
+            "beta_schedule": config.beta_schedule,
+            "prediction_type": config.prediction,
+        }
+        self.noise_scheduler = DDPMScheduler(**scheduler_config, clip_sample=True)
+        if config.sampler == "ddim":
+            self.sampler = DDIMScheduler(**scheduler_config, clip_sample=True)
+        else:
+            self.sampler = DPMSolverMultistepScheduler(
+                **scheduler_config, algorithm_type="dpmsolver++"
+            )
+
+    # --- normalisation -------------------------------------------------------------------------
+
+    def _normaliser(self, name: str, stats: FeatureStats, size: int) -> None:
+        if stats.mean.shape != (size,):
+            raise ValueError(
+                f"DiTPolicy: statistics of {name} have shape {stats.mean.shape}, the config "
+                f"says ({size},)"
+            )
+        if name == "action":
+            low = torch.from_numpy(stats.min)
+            span = torch.from_numpy(np.maximum(stats.max - stats.min, _RANGE_FLOOR))
+            self.register_buffer("action_low", low)
+            self.register_buffer("action_span", span)
+        else:
+            self.register_buffer(f"{name}_mean", torch.from_numpy(stats.mean))
+            self.register_buffer(f"{name}_std", torch.from_numpy(np.maximum(stats.std, _STD_FLOOR)))
+
+    def normalise_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        return 2.0 * (actions - self.action_low) / self.action_span - 1.0
+
+    def unnormalise_actions(self, normalised: torch.Tensor) -> torch.Tensor:
+        return (normalised + 1.0) / 2.0 * self.action_span + self.action_low
+
+    # --- observation tokens --------------------------------------------------------------------
+
+    def encode_observation(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Observation tokens (B, O, D) and their padding mask (B, O) from a batch holding
+        ``observation.state`` (B, n, S), cameras (B, n, 3, H, W) uint8 or 0..1 floats, optional
+        ``observation.environment_state`` (B, n, E), and ``task`` (B texts)."""
+        config = self.config
+        state = batch[STATE]
+        batch_size, steps = state.shape[:2]
+        device = state.device
+        step_codes = self.step_embedding(torch.arange(steps, device=device))  # (n, D)
+        tokens = []
+        for kind, camera in enumerate(config.cameras):
+            images = batch[f"observation.images.{camera}"]
+            images = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+            patches = self.image_encoders[camera](images.flatten(0, 1))  # (B·n, P, D)
+            patches = patches.view(batch_size, steps, -1, config.hidden_dim)
+            patches = patches + step_codes[None, :, None, :] + self.kind_embedding.weight[kind]
+            tokens.append(patches.flatten(1, 2))
+        state_kind = len(config.cameras)
+        normalised = (state - self.state_mean) / self.state_std
+        state_tokens = self.state_encoder(normalised.flatten(0, 1)).view(batch_size, steps, -1)
+        tokens.append(state_tokens + step_codes + self.kind_embedding.weight[state_kind])
+        if config.environment_state_dim:
+            objects = (batch[ENVIRONMENT_STATE] - self.environment_mean) / self.environment_std
+            object_tokens = self.environment_encoder(objects.flatten(0, 1))
+            object_tokens = object_tokens.view(batch_size, steps, -1)
+            tokens.append(object_tokens + step_codes + self.kind_embedding.weight[state_kind + 1])
+        text_ids = encode_text_bytes(list(batch["task"]), config.text_max_bytes).to(device)
+        text_tokens, text_padding = self.text_encoder(text_ids)
+        tokens.append(text_tokens + self.kind_embedding.weight[state_kind + 2])
+        observation = torch.cat(tokens, dim=1)
+        padding = torch.zeros(observation.shape[:2], dtype=torch.bool, device=device)
+        padding[:, -text_padding.shape[1] :] = text_padding
+        return observation, padding
+
+    # --- training ------------------------------------------------------------------------------
+
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Mean squared error of the denoising target over the non-padding actions."""
+        target_chunk = self.normalise_actions(batch[ACTION])  # (B, H, A)
+        observation, padding = self.encode_observation(batch)
+        noise = torch.randn_like(target_chunk)
+        batch_size = target_chunk.shape[0]
+        if self.config.objective == "flow":
+            s = torch.rand(batch_size, device=target_chunk.device)
+            noisy = s[:, None, None] * target_chunk + (1.0 - s[:, None, None]) * noise
+            prediction = self.transformer(noisy, s * _FLOW_TIME_SCALE, observation, padding)
+            target = target_chunk - noise
+        else:
+            timesteps = torch.randint(
+                0, self.config.train_timesteps, (batch_size,), device=target_chunk.device
+            )
+            noisy = self.noise_scheduler.add_noise(target_chunk, noise, timesteps)
+            prediction = self.transformer(noisy, timesteps, observation, padding)
+            target = noise if self.config.prediction == "epsilon" else target_chunk
+        errors = F.mse_loss(prediction, target, reduction="none").mean(dim=2)  # (B, H)
+        kept = ~batch["action_is_pad"] if "action_is_pad" in batch else torch.ones_like(errors)
+        kept = kept.to(errors.dtype)
+        return (errors * kept).sum() / kept.sum().clamp(min=1.0)
+
+    # --- sampling ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(
+        self, batch: dict[str, Any], generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Action chunks (B, H, A) in the dataset's units for the observations in ``batch``."""
+        observation, padding = self.encode_observation(batch)
+        batch_size = observation.shape[0]
+        shape = (batch_size, self.config.chunk_steps, self.config.action_dim)
+        x = torch.randn(shape, generator=generator, device=observation.device)
+        steps = self.config.inference_steps
+        if self.config.objective == "flow":
+            for k in range(steps):
+                s = torch.full((batch_size,), k / steps, device=x.device)
+                x = x + self.transformer(x, s * _FLOW_TIME_SCALE, observation, padding) / steps
+        else:
+            self.sampler.set_timesteps(steps, device=x.device)
+            for t in self.sampler.timesteps:
+                timesteps = t.expand(batch_size).to(x.device)
+                output = self.transformer(x, timesteps, observation, padding)
+                x = self.sampler.step(output, t, x, generator=generator).prev_sample
+        return self.unnormalise_actions(x.clamp(-1.0, 1.0))
+
+    def predict_chunk(
+        self,
+        observation: dict[str, np.ndarray],
+        subtask: Subtask | str,
+        time_s: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> ActionChunk:
+        """One action chunk for one observation.
+
+        ``observation`` holds ``observation.state`` ((S,) or (n, S)), each camera as (H, W, 3)
+        or (n, H, W, 3) uint8, and ``observation.environment_state`` when configured; a single
+        frame is repeated to fill the history.
+        """
+        batch = self.observation_batch(observation)
+        batch["task"] = [subtask.text if isinstance(subtask, Subtask) else subtask]
+        actions = self.sample(batch, generator)[0].cpu().numpy().astype(np.float64)
+        return ActionChunk(actions, time_s, 1.0 / self.config.fps, self.config.action_space)
+
+    def observation_batch(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
+        """A batch of one from a single observation (see ``predict_chunk``), checked."""
+        config = self.config
+        device = self.action_low.device
+        steps = config.observation_steps
+        batch: dict[str, Any] = {}
+        vectors = {STATE: config.state_dim}
+        if config.environment_state_dim:
+            vectors[ENVIRONMENT_STATE] = config.environment_state_dim
+        for name, size in vectors.items():
+            values = np.asarray(_require(observation, name), dtype=np.float32)
+            values = _with_history(values, (size,), steps, name)
+            batch[name] = torch.from_numpy(values)[None].to(device)
+        for feature in config.image_features():
+            images = np.asarray(_require(observation, feature))
+            images = _with_history(images, (*config.image_size, 3), steps, feature)
+            if images.dtype != np.uint8:
+                raise PolicyInputError(f"{feature}: expected uint8 images, got {images.dtype}")
+            batch[feature] = torch.from_numpy(images).permute(0, 3, 1, 2)[None].to(device)
+        return batch
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    def save_pretrained(self, directory: Path) -> None:
+        """Write config.json, model.safetensors, stats.json and a model card into ``directory``,
+        atomically: a reader sees the old checkpoint or the new one, never a mix."""
+        directory = Path(directory)
+        staging = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        (staging / CONFIG_FILE).write_text(self.config.to_json())
+        state = {
+            name: tensor.detach().cpu().contiguous() for name, tensor in self.state_dict().items()
+        }
+        save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
+        save_stats(self.stats, staging / STATS_FILE)
+        (staging / CARD_FILE).write_text(model_card(self))
+        previous = directory.with_name(f"{directory.name}.old-{os.getpid()}")
+        if directory.exists():
+            os.replace(directory, previous)
+        os.replace(staging, directory)
+        shutil.rmtree(previous, ignore_errors=True)
+
+    @classmethod
+    def from_pretrained(cls, directory: Path, device: str | torch.device = "cpu") -> "DiTPolicy":
+        """The policy saved in the local ``directory`` by ``save_pretrained``."""
+        directory = Path(directory)
+        for name in (CONFIG_FILE, WEIGHTS_FILE, STATS_FILE):
+            if not (directory / name).exists():
+                raise FileNotFoundError(f"{directory / name} is missing: not a DiT checkpoint")
+        policy = cls(DiTConfig.load(directory / CONFIG_FILE), load_stats(directory / STATS_FILE))
+        policy.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=True)
+        return policy.to(device).eval()
+
+
+def _require(observation: dict[str, np.ndarray], name: str) -> np.ndarray:
+    if name not in observation:
+        raise PolicyInputError(f"the observation has no {name!r}; it has {sorted(observation)}")
+    values = np.asarray(observation[name])
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        raise PolicyInputError(f"{name} holds non-finite values")
+    return values
+
+
+def _with_history(values: np.ndarray, frame: tuple[int, ...], steps: int, name: str) -> np.ndarray:
+    """(steps, *frame) from one frame (repeated) or a full history."""
+    if values.shape == frame:
+        return np.broadcast_to(values, (steps, *frame)).copy()
+    if values.shape == (steps, *frame):
+        return values
+    raise PolicyInputError(
+        f"{name}: expected shape {frame} or {(steps, *frame)}, got {values.shape}"
+    )
+
+
+def model_card(policy: DiTPolicy) -> str:
+    """A Hugging Face style model card: what the checkpoint is, its inputs, outputs and size."""
+    config = policy.config
+    parameters = sum(p.numel() for p in policy.parameters())
+    cameras = ", ".join(config.cameras) or "none"
+    return f"""---
+library_name: kinema
+tags: [robotics, diffusion-policy, dit, aloha, action-chunking]
+---
+# kinema DiT policy
+
+A diffusion transformer that turns camera images, joint state and a subtask text into chunks of
+{config.chunk_steps} future actions ({config.action_space} space, {config.action_dim} values,
+{config.fps:g} Hz) for an ALOHA-style bimanual robot.
+
+- Objective: {config.objective}; sampling with {config.inference_steps} steps
+  ({config.sampler if config.objective == "diffusion" else "Euler"}).
+- Inputs: cameras {cameras} at {config.image_size[0]}×{config.image_size[1]},
+  observation.state ({config.state_dim}), object state ({config.environment_state_dim} values),
+  {config.observation_steps} frame(s) of history, subtask text (UTF-8 bytes).
+- Network: {config.layers} DiT blocks, width {config.hidden_dim}, {config.heads} heads;
+  adaLN-Zero (timestep + pooled observation) and cross-attention to observation tokens.
+- Parameters: {parameters / 1e6:.2f} M.
+
+Load with `kinema.policies.dit.policy.DiTPolicy.from_pretrained(path)`; normalisation statistics
+are in `{STATS_FILE}`, the configuration in `{CONFIG_FILE}`.
+"""

@@ -1,0 +1,131 @@
+"""The DiT policy: it learns a handful of demonstrations, saves and loads bit-exactly, and
+refuses observations it cannot use."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from kinema.datasets.loader import WindowConfig, WindowLoader
+from kinema.policies.dit.config import DiTConfig
+from kinema.policies.dit.policy import DiTPolicy, PolicyInputError
+
+TINY = DiTConfig(
+    cameras=("cam_high",),
+    image_size=(48, 64),
+    environment_state_dim=7,
+    observation_steps=2,
+    chunk_steps=8,
+    executed_steps=4,
+    hidden_dim=32,
+    layers=2,
+    heads=2,
+    mlp_ratio=2.0,
+    dropout=0.0,
+    image_channels=(8, 8, 16, 32),
+    text_layers=1,
+    text_max_bytes=48,
+    inference_steps=4,
+)
+
+
+def windows(root, config: DiTConfig, batch_size: int = 16) -> WindowLoader:
+    window = WindowConfig(
+        observation_steps=config.observation_steps,
+        action_steps=config.chunk_steps,
+        batch_size=batch_size,
+        workers=0,
+    )
+    return WindowLoader(root, window, expected=config.input_shapes())
+
+
+def first_batch(loader: WindowLoader) -> dict:
+    return next(iter(loader))
+
+
+@pytest.mark.parametrize("objective", ["diffusion", "flow"])
+def test_a_tiny_policy_overfits_a_batch_of_demonstrations(recorded_dataset, objective):
+    root, _ = recorded_dataset
+    config = DiTConfig(**{**TINY.__dict__, "objective": objective})
+    loader = windows(root, config)
+    batch = first_batch(loader)
+    torch.manual_seed(0)
+    policy = DiTPolicy(config, loader.stats)
+    optimiser = torch.optim.AdamW(policy.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(150):
+        loss = policy.loss(batch)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert np.mean(losses[:5]) > 0.5
+    assert np.mean(losses[-10:]) < 0.2 * np.mean(losses[:5])
+
+
+def test_padding_actions_do_not_count_in_the_loss(recorded_dataset):
+    root, _ = recorded_dataset
+    loader = windows(root, TINY)
+    batch = first_batch(loader)
+    policy = DiTPolicy(TINY, loader.stats)
+    batch["action_is_pad"] = torch.zeros_like(batch["action_is_pad"])
+    batch["action_is_pad"][:, 4:] = True
+    torch.manual_seed(1)
+    reference = policy.loss(batch)
+    batch["action"] = batch["action"].clone()
+    batch["action"][:, 4:] += 100.0  # only padding changes
+    torch.manual_seed(1)
+    assert torch.equal(policy.loss(batch), reference)
+
+
+def test_save_then_load_gives_the_same_weights_and_the_same_chunks(recorded_dataset, tmp_path):
+    root, _ = recorded_dataset
+    loader = windows(root, TINY)
+    batch = first_batch(loader)
+    policy = DiTPolicy(TINY, loader.stats).eval()
+    policy.save_pretrained(tmp_path / "policy")
+    loaded = DiTPolicy.from_pretrained(tmp_path / "policy")
+    for name, tensor in policy.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+    first = policy.sample(batch, torch.Generator().manual_seed(5))
+    second = loaded.sample(batch, torch.Generator().manual_seed(5))
+    assert torch.equal(first, second)
+    assert json.loads((tmp_path / "policy" / "config.json").read_text())["hidden_dim"] == 32
+    card = (tmp_path / "policy" / "README.md").read_text()
+    assert "adaLN-Zero" in card and "Parameters" in card
+    policy.save_pretrained(tmp_path / "policy")  # over an existing checkpoint: replaced whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy"]
+
+
+def test_predict_chunk_returns_actions_in_range_and_rejects_bad_observations(recorded_dataset):
+    root, recorded = recorded_dataset
+    loader = windows(root, TINY)
+    policy = DiTPolicy(TINY, loader.stats).eval()
+    frame = recorded[0][0]
+    observation = {
+        "observation.state": frame["observation.state"],
+        "observation.environment_state": frame["observation.environment_state"],
+        "observation.images.cam_high": frame["observation.images.cam_high"],
+    }
+    chunk = policy.predict_chunk(observation, "pick up the red cube with the right arm", 1.5)
+    assert chunk.actions.shape == (8, 14) and chunk.start_time_s == 1.5 and chunk.dt_s == 0.02
+    stats = loader.stats["action"]
+    assert np.all(chunk.actions >= stats.min - 1e-5) and np.all(chunk.actions <= stats.max + 1e-5)
+
+    with pytest.raises(PolicyInputError, match=r"no 'observation\.images\.cam_high'"):
+        policy.predict_chunk({k: v for k, v in observation.items() if "images" not in k}, "x")
+    with pytest.raises(PolicyInputError, match=r"observation\.state holds non-finite"):
+        policy.predict_chunk({**observation, "observation.state": np.full(14, np.nan)}, "x")
+    with pytest.raises(PolicyInputError, match=r"expected shape \(14,\) or \(2, 14\)"):
+        policy.predict_chunk({**observation, "observation.state": np.zeros(12)}, "x")
+
+
+def test_config_round_trips_through_json_and_rejects_nonsense():
+    assert DiTConfig.from_dict(json.loads(TINY.to_json())) == TINY
+    with pytest.raises(ValueError, match="action_space must be one of"):
+        DiTConfig(action_space="cartesian")
+    with pytest.raises(ValueError, match="multiples of 16"):
+        DiTConfig(image_size=(100, 128))
+    with pytest.raises(ValueError, match=r"executed_steps must be in 1\.\.chunk_steps"):
+        DiTConfig(chunk_steps=10, executed_steps=20)
