@@ -57,7 +57,7 @@ class WindowConfig:
         episodes_in_memory: decoded episodes each worker draws windows from at a time; more
             mixes batches better and costs L × cameras × H × W × 3 bytes each.
         augment: image augmentation, or None.
-        seed: seeds the episode order and the draws of every epoch (reproducible).
+        seed: seeds the episode order, the draws and the augmentation (reproducible).
         drop_last: drop each worker's last, smaller batch of an epoch.
     """
 
@@ -89,27 +89,27 @@ def window_rows(
 
 
 class WindowStream(IterableDataset):
-    """The batches of one epoch of one worker (see the module docstring)."""
+    """The batches of one worker process (see the module docstring).
 
-    def __init__(self, table: EpisodeTable, config: WindowConfig):
+    What is served is set before iterating: ``epochs`` epochs from ``first_epoch`` (None: without
+    end), skipping the first ``start_batch`` batches of the whole stream (for resuming). Batch
+    ``i`` of the stream comes from worker ``i mod workers``, as torch's ``DataLoader`` delivers
+    them; each worker's shard of the episodes, its draws and its augmentation are seeded by
+    (seed, epoch, shard), so the stream is the same in every run and from any start.
+    """
+
+    def __init__(
+        self, table: EpisodeTable, config: WindowConfig, process_index: int, process_count: int
+    ):
         self.table = table
         self.config = config
+        self.process_index = process_index
+        self.process_count = process_count
         self.observation_offsets = np.arange(1 - config.observation_steps, 1)
         self.action_offsets = np.arange(config.action_steps)
-        self.epoch = 0  # for workers=0; worker processes take their seed from torch
-
-    def _epoch_rng(self) -> tuple[np.random.Generator, list[int]]:
-        """This epoch's random generator and this worker's episodes (rows of the table)."""
-        info = get_worker_info()
-        episodes = len(self.table.lengths)
-        if info is None:
-            shared_seed = self.config.seed * 1_000_003 + self.epoch
-            self.epoch += 1
-            worker, workers = 0, 1
-        else:  # the same base seed in every worker of an epoch; torch draws a new one per epoch
-            shared_seed, worker, workers = info.seed - info.id, info.id, info.num_workers
-        order = np.random.default_rng(shared_seed).permutation(episodes)
-        return np.random.default_rng([shared_seed, worker]), order[worker::workers].tolist()
+        self.first_epoch = 0
+        self.epochs: int | None = 1
+        self.start_batch = 0
 
     def _decode(self, row: int) -> dict[str, np.ndarray]:
         table = self.table
@@ -124,24 +124,54 @@ class WindowStream(IterableDataset):
         }
 
     def __iter__(self) -> Iterator[dict]:
-        rng, queue = self._epoch_rng()
+        info = get_worker_info()
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        # The DataLoader's j-th batch comes from worker j mod workers and is batch
+        # start_batch + j of the stream: this worker serves the batches of ``role``.
+        role = (worker + self.start_batch) % workers
+        shard = self.process_index * workers + role
+        shards = self.process_count * workers
+        to_skip = max(0, -(-(self.start_batch - role) // workers))
+        epoch = self.first_epoch
+        while self.epochs is None or epoch < self.first_epoch + self.epochs:
+            decoded: dict[int, dict[str, np.ndarray]] = {}  # table row → camera → frames
+            for number, samples in enumerate(self._epoch_samples(epoch, shard, shards, decoded)):
+                if to_skip:
+                    to_skip -= 1
+                    continue
+                for row in np.unique(samples[:, 0]).tolist():
+                    if row not in decoded:
+                        decoded[row] = self._decode(row)
+                rng = np.random.default_rng([self.config.seed, epoch, shard, number])
+                yield self._assemble(samples[:, 0], samples[:, 1], decoded, rng)
+            epoch += 1
+
+    def _epoch_samples(
+        self, epoch: int, shard: int, shards: int, decoded: dict[int, dict[str, np.ndarray]]
+    ) -> Iterator[np.ndarray]:
+        """The (row, frame) pairs of each batch of ``shard`` in ``epoch``; drops an episode's
+        frames from ``decoded`` once all its windows are served."""
+        order = np.random.default_rng([self.config.seed, epoch]).permutation(
+            len(self.table.lengths)
+        )
+        queue = order[shard::shards].tolist()
+        rng = np.random.default_rng([self.config.seed, epoch, shard])
         batch_size = self.config.batch_size
-        decoded: dict[int, dict[str, np.ndarray]] = {}  # table row → camera → frames
+        pool: set[int] = set()
         remaining = np.empty((0, 2), dtype=np.int64)  # (row, frame) not served yet, shuffled
         while queue or len(remaining):
-            while queue and len(decoded) < self.config.episodes_in_memory:
+            while queue and len(pool) < self.config.episodes_in_memory:
                 row = queue.pop(0)
-                decoded[row] = self._decode(row)
+                pool.add(row)
                 frames = np.arange(self.table.lengths[row])
                 new = np.stack([np.full_like(frames, row), frames], axis=1)
                 remaining = rng.permutation(np.concatenate([remaining, new]))
             samples, remaining = remaining[:batch_size], remaining[batch_size:]
-            batch = self._assemble(samples[:, 0], samples[:, 1], decoded, rng)
-            still_needed = set(np.unique(remaining[:, 0]).tolist())
-            for row in [row for row in decoded if row not in still_needed]:
-                del decoded[row]
             if len(samples) == batch_size or not self.config.drop_last:
-                yield batch
+                yield samples
+            for row in pool - set(np.unique(remaining[:, 0]).tolist()):
+                pool.discard(row)
+                decoded.pop(row, None)
 
     def _assemble(
         self,
@@ -191,6 +221,11 @@ class WindowLoader:
         features: the served features to load (default: every observation feature and action).
         expected: feature → shape a consumer needs (e.g. a policy's); checked before anything
             is decoded, with an error naming ``meta/info.json``.
+        process_index, process_count: this training process and how many there are; each gets
+            its own share of the episodes.
+
+    Iterating gives one epoch (the next one each time); ``stream(start_batch)`` gives batches
+    without end, from batch ``start_batch`` on (for training and resuming).
     """
 
     def __init__(
@@ -200,27 +235,42 @@ class WindowLoader:
         feature_map: FeatureMap | None = None,
         features: list[str] | None = None,
         expected: dict[str, tuple[int, ...]] | None = None,
+        process_index: int = 0,
+        process_count: int = 1,
     ):
         self.config = config
         self.table = EpisodeTable.load(root, feature_map, features)
         if expected is not None:
             self.table.require(expected)
         self.stats: dict[str, FeatureStats] = compute_stats(self.table.floats)
+        shards = process_count * max(config.workers, 1)
+        if shards > len(self.table.lengths):
+            raise ValueError(
+                f"{root} has {len(self.table.lengths)} episodes, fewer than the {shards} shards "
+                f"of {process_count} process(es) × {max(config.workers, 1)} worker(s); use fewer "
+                "workers"
+            )
+        self.stream_dataset = WindowStream(self.table, config, process_index, process_count)
+        self.epoch = 0
         self.loader = DataLoader(
-            WindowStream(self.table, config),
+            self.stream_dataset,
             batch_size=None,
             num_workers=config.workers,
             worker_init_fn=_one_thread_per_worker if config.workers else None,
             prefetch_factor=4 if config.workers else None,
             persistent_workers=False,
-            generator=torch.Generator().manual_seed(config.seed),
         )
 
-    @property
-    def batches_per_epoch(self) -> int:
-        """About how many batches one epoch holds (exact with one worker)."""
-        return -(-self.table.total_frames // self.config.batch_size)
-
     def __iter__(self) -> Iterator[dict]:
-        """The batches of one epoch."""
+        """The batches of the next epoch."""
+        self.stream_dataset.first_epoch, self.stream_dataset.epochs = self.epoch, 1
+        self.stream_dataset.start_batch = 0
+        self.epoch += 1
+        return iter(self.loader)
+
+    def stream(self, start_batch: int = 0) -> Iterator[dict]:
+        """Batches epoch after epoch without end, starting at batch ``start_batch`` of the
+        stream (the same batches a stream from 0 serves there)."""
+        self.stream_dataset.first_epoch, self.stream_dataset.epochs = 0, None
+        self.stream_dataset.start_batch = start_batch
         return iter(self.loader)

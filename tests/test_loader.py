@@ -3,6 +3,7 @@
 import json
 import re
 from collections import Counter
+from itertools import islice
 
 import numpy as np
 import pytest
@@ -92,6 +93,34 @@ def test_worker_processes_serve_each_frame_once_in_a_reproducible_order(recorded
     assert Counter(first_epoch) == Counter(second_epoch)
     assert first_epoch != second_epoch  # reshuffled every epoch
     assert epoch_order(WindowLoader(root, config)) == first_epoch  # same seed, same order
+
+
+def test_a_stream_resumed_at_batch_k_serves_what_the_whole_stream_serves_from_k(
+    recorded_dataset,
+):
+    root, recorded = recorded_dataset
+    config = WindowConfig(observation_steps=1, action_steps=5, batch_size=64, workers=2, seed=1)
+    loader = WindowLoader(root, config)
+    whole = list(islice(loader.stream(), 30))  # about three epochs
+    resumed = list(islice(loader.stream(start_batch=17), 13))
+    for expected, served in zip(whole[17:], resumed, strict=True):
+        for key in ("episode_index", "frame_index", "action", "observation.images.cam_high"):
+            assert torch.equal(expected[key], served[key])
+    frames = sum(len(frames) for frames in recorded)
+    assert sum(len(batch["task"]) for batch in whole) > 2 * frames
+
+
+def test_training_processes_share_the_episodes_of_an_epoch(recorded_dataset):
+    root, recorded = recorded_dataset
+    config = WindowConfig(observation_steps=1, action_steps=5, batch_size=64, workers=0)
+    served = [
+        set(served_windows(WindowLoader(root, config, process_index=rank, process_count=2)))
+        for rank in (0, 1)
+    ]
+    assert not served[0] & served[1]
+    assert len(served[0] | served[1]) == sum(len(frames) for frames in recorded)
+    with pytest.raises(ValueError, match="fewer than the 4 shards"):
+        WindowLoader(root, WindowConfig(workers=2), process_count=2)
 
 
 def test_statistics_are_per_entry_over_all_frames_and_survive_json(recorded_dataset, tmp_path):
