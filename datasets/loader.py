@@ -259,6 +259,9 @@ class WindowLoader:
             worker_init_fn=_one_thread_per_worker if config.workers else None,
             prefetch_factor=4 if config.workers else None,
             persistent_workers=False,
+            # its own generator: starting an iteration must not draw from the global one,
+            # or a resumed training run would draw different noise
+            generator=torch.Generator().manual_seed(config.seed),
         )
 
     def __iter__(self) -> Iterator[dict]:

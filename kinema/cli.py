@@ -96,6 +96,38 @@ def _dataset_windows(args: argparse.Namespace) -> None:
     )
 
 
+def _train(args: argparse.Namespace) -> None:
+    import json
+
+    from kinema.policies.dit.train import TrainConfig, train
+
+    overrides = {
+        "observation_steps": args.observation_steps,
+        "chunk_steps": args.action_steps,
+        "executed_steps": min(args.action_steps // 2 or 1, args.action_steps),
+    }
+    for assignment in args.set or []:
+        key, _, value = assignment.partition("=")
+        overrides[key.strip()] = json.loads(value)
+    config = TrainConfig(
+        dataset=args.dataset,
+        output=args.output,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        warmup_steps=args.warmup_steps,
+        save_every=args.save_every,
+        workers=args.workers,
+        augment=args.augment,
+        feature_map=tuple(args.map or ()),
+        use_environment_state=not args.no_environment_state,
+        mixed_precision=args.mixed_precision,
+        seed=args.seed,
+        resume=args.resume,
+    )
+    print(json.dumps(train(config, overrides)))
+
+
 def _tasks(args: argparse.Namespace) -> None:
     import gymnasium as gym
 
@@ -256,6 +288,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_window_arguments(windows)
     windows.add_argument("--batches", type=int, default=None, help="default: one epoch")
     windows.set_defaults(run=_dataset_windows)
+
+    train = commands.add_parser(
+        "train",
+        help="train a DiT policy on a LeRobotDataset v3 directory",
+        description="Train the DiT policy (AdamW, warm-up + cosine, EMA, gradient clipping; "
+        "bf16 on a GPU) with atomic, resumable checkpoints, TensorBoard scalars and a loss "
+        "plot. Several GPUs or machines: accelerate launch -m kinema.cli train ...",
+    )
+    train.add_argument("--dataset", type=Path, required=True, help="the dataset directory")
+    train.add_argument("--output", type=Path, required=True, help="the run directory")
+    train.add_argument("--steps", type=int, default=20_000)
+    train.add_argument("--lr", type=float, default=3e-4, help="peak learning rate")
+    train.add_argument("--warmup-steps", type=int, default=500)
+    train.add_argument("--save-every", type=int, default=1000, help="steps between checkpoints")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--mixed-precision", choices=["auto", "no", "bf16", "fp16"], default="auto")
+    train.add_argument(
+        "--no-environment-state",
+        action="store_true",
+        help="do not condition on observation.environment_state (what a real robot lacks)",
+    )
+    train.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=JSON",
+        help="a DiTConfig field, e.g. --set hidden_dim=128 --set objective='\"flow\"'",
+    )
+    train.add_argument("--resume", action="store_true", help="continue the run in --output")
+    add_window_arguments(train)
+    train.set_defaults(run=_train)
 
     tasks = commands.add_parser(
         "tasks",

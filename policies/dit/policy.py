@@ -171,6 +171,10 @@ class DiTPolicy(nn.Module):
 
     # --- training ------------------------------------------------------------------------------
 
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The training loss (so that distributed wrappers, which hook ``forward``, see it)."""
+        return self.loss(batch)
+
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
         """Mean squared error of the denoising target over the non-padding actions."""
         target_chunk = self.normalise_actions(batch[ACTION])  # (B, H, A)

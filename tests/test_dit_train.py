@@ -1,0 +1,91 @@
+"""``kinema train``: checkpoints that resume onto the same loss curve, and what a run leaves."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from kinema.cli import main
+from kinema.policies.dit.policy import DiTPolicy
+from kinema.policies.dit.train import TrainConfig, train
+
+TINY = {
+    "hidden_dim": 32,
+    "layers": 2,
+    "heads": 2,
+    "mlp_ratio": 2.0,
+    "dropout": 0.1,  # the random state must be restored too
+    "image_channels": [8, 8, 16, 32],
+    "text_layers": 1,
+    "text_max_bytes": 48,
+    "chunk_steps": 8,
+    "executed_steps": 4,
+    "inference_steps": 3,
+}
+
+
+def losses(output) -> list[float]:
+    checkpoint = (output / "checkpoints" / "latest").read_text().strip()
+    return json.loads((output / "checkpoints" / checkpoint / "progress.json").read_text())["losses"]
+
+
+def test_a_resumed_run_continues_the_same_loss_curve(recorded_dataset, tmp_path):
+    root, _ = recorded_dataset
+    config = TrainConfig(
+        dataset=root,
+        output=tmp_path / "whole",
+        steps=12,
+        batch_size=8,
+        learning_rate=1e-3,
+        warmup_steps=2,
+        save_every=6,
+        workers=0,
+        augment=True,
+    )
+    whole = train(config, TINY)
+    assert whole["steps"] == 12
+
+    interrupted = tmp_path / "interrupted"
+    shutil.copytree(config.output, interrupted)
+    # As if killed between the checkpoints of steps 6 and 12: the last one never completed.
+    checkpoints = interrupted / "checkpoints"
+    (checkpoints / "step-0000012").rename(checkpoints / "step-0000012.tmp")
+    (checkpoints / "latest").write_text("step-0000006")
+    resumed_config = TrainConfig(**{**config.__dict__, "output": interrupted, "resume": True})
+    train(resumed_config)
+    np.testing.assert_allclose(losses(interrupted), losses(config.output), rtol=0, atol=1e-6)
+    assert len(losses(interrupted)) == 12
+    assert not (checkpoints / "step-0000012.tmp").exists()  # the half-written one is replaced
+
+    policy = DiTPolicy.from_pretrained(interrupted / "policy")
+    assert policy.config.hidden_dim == 32
+    assert (interrupted / "loss.png").stat().st_size > 1000
+    assert list((interrupted / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_train_command_trains_with_mapped_features_and_refuses_a_missing_run(
+    recorded_dataset, tmp_path, capsys
+):
+    root, _ = recorded_dataset
+    sets = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
+    main(
+        [
+            "train",
+            "--dataset", str(root),
+            "--output", str(tmp_path / "run"),
+            "--steps", "3",
+            "--batch-size", "4",
+            "--workers", "0",
+            "--action-steps", "8",
+            "--no-environment-state",
+            *sets,
+        ]
+    )  # fmt: skip
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 3 and np.isfinite(summary["final_loss"])
+    policy = DiTPolicy.from_pretrained(tmp_path / "run" / "policy")
+    assert policy.config.environment_state_dim == 0 and policy.config.cameras == ("cam_high",)
+    assert policy.config.image_size == (48, 64)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train(TrainConfig(dataset=root, output=tmp_path / "none", resume=True))
