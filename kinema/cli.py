@@ -128,6 +128,33 @@ def _train(args: argparse.Namespace) -> None:
     print(json.dumps(train(config, overrides)))
 
 
+def _eval(args: argparse.Namespace) -> None:
+    import json
+
+    from kinema.evaluate import EvalConfig, evaluate
+    from kinema.policies.executor import ExecutorConfig
+
+    executor = ExecutorConfig(
+        mode=args.executor,
+        executed_steps=args.executed_steps,
+        latency_steps=args.latency_steps,
+        blend_steps=args.blend_steps,
+    )
+    for task in args.task:
+        config = EvalConfig(
+            policy=args.policy,
+            task=task,
+            episodes=args.episodes,
+            first_seed=args.first_seed,
+            workers=args.workers,
+            executor=executor,
+            inference_steps=args.inference_steps,
+            videos=args.videos,
+            out=args.out,
+        )
+        print(json.dumps(evaluate(config)))
+
+
 def _tasks(args: argparse.Namespace) -> None:
     import gymnasium as gym
 
@@ -318,6 +345,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --output")
     add_window_arguments(train)
     train.set_defaults(run=_train)
+
+    evaluation = commands.add_parser(
+        "eval",
+        help="success rate of a trained policy in simulation",
+        description="Run seeded episodes of a policy through the cerebellum in parallel worker "
+        "processes; one JSON line per task with success_rate and its 95 %% interval (ci95), the "
+        "mean stage reached, chunk hand-over jumps, and MP4s of the first episodes.",
+    )
+    evaluation.add_argument("--policy", type=Path, required=True, help="save_pretrained folder")
+    evaluation.add_argument("--task", nargs="+", default=["TransferCube"])
+    evaluation.add_argument("--episodes", type=int, default=50)
+    evaluation.add_argument("--first-seed", type=int, default=100_000)
+    evaluation.add_argument("--workers", type=int, default=2)
+    evaluation.add_argument("--executor", choices=["chunk", "ensemble", "rtc"], default="rtc")
+    evaluation.add_argument("--executed-steps", type=int, default=25)
+    evaluation.add_argument("--latency-steps", type=int, default=3, help="rtc: frames")
+    evaluation.add_argument("--blend-steps", type=int, default=8, help="rtc: frames")
+    evaluation.add_argument("--inference-steps", type=int, default=None)
+    evaluation.add_argument("--videos", type=int, default=2, help="episodes to film")
+    evaluation.add_argument("--out", type=Path, default=Path("outputs/eval"))
+    evaluation.set_defaults(run=_eval)
 
     tasks = commands.add_parser(
         "tasks",

@@ -202,24 +202,46 @@ class DiTPolicy(nn.Module):
 
     @torch.no_grad()
     def sample(
-        self, batch: dict[str, Any], generator: torch.Generator | None = None
+        self,
+        batch: dict[str, Any],
+        generator: torch.Generator | None = None,
+        prefix: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Action chunks (B, H, A) in the dataset's units for the observations in ``batch``."""
+        """Action chunks (B, H, A) in the dataset's units for the observations in ``batch``.
+
+        ``prefix`` (B, d, A), in the dataset's units, inpaints the first d actions: after every
+        denoising step they are reset to the prefix noised to the current level, and the chunk
+        starts with the prefix exactly, so the rest is generated to continue it (real-time
+        chunking).
+        """
         observation, padding = self.encode_observation(batch)
         batch_size = observation.shape[0]
         shape = (batch_size, self.config.chunk_steps, self.config.action_dim)
         x = torch.randn(shape, generator=generator, device=observation.device)
+        known = None if prefix is None else self.normalise_actions(prefix.to(x))
+        width = 0 if known is None else known.shape[1]
+        start_noise = x[:, :width].clone()
         steps = self.config.inference_steps
         if self.config.objective == "flow":
             for k in range(steps):
                 s = torch.full((batch_size,), k / steps, device=x.device)
                 x = x + self.transformer(x, s * _FLOW_TIME_SCALE, observation, padding) / steps
+                if known is not None:  # on the straight path from its noise to the prefix
+                    level = (k + 1) / steps
+                    x[:, :width] = level * known + (1.0 - level) * start_noise
         else:
             self.sampler.set_timesteps(steps, device=x.device)
-            for t in self.sampler.timesteps:
-                timesteps = t.expand(batch_size).to(x.device)
-                output = self.transformer(x, timesteps, observation, padding)
+            timesteps = list(self.sampler.timesteps)
+            for index, t in enumerate(timesteps):
+                output = self.transformer(
+                    x, t.expand(batch_size).to(x.device), observation, padding
+                )
                 x = self.sampler.step(output, t, x, generator=generator).prev_sample
+                if known is not None and index + 1 < len(timesteps):
+                    level = timesteps[index + 1].reshape(1)
+                    x[:, :width] = self.noise_scheduler.add_noise(known, start_noise, level)
+        if known is not None:
+            x[:, :width] = known
         return self.unnormalise_actions(x.clamp(-1.0, 1.0))
 
     def predict_chunk(
@@ -228,8 +250,10 @@ class DiTPolicy(nn.Module):
         subtask: Subtask | str,
         time_s: float = 0.0,
         generator: torch.Generator | None = None,
+        prefix: np.ndarray | None = None,
     ) -> ActionChunk:
-        """One action chunk for one observation.
+        """One action chunk for one observation (``prefix``: (d, A) actions it must start with,
+        see ``sample``).
 
         ``observation`` holds ``observation.state`` ((S,) or (n, S)), each camera as (H, W, 3)
         or (n, H, W, 3) uint8, and ``observation.environment_state`` when configured; a single
@@ -237,7 +261,8 @@ class DiTPolicy(nn.Module):
         """
         batch = self.observation_batch(observation)
         batch["task"] = [subtask.text if isinstance(subtask, Subtask) else subtask]
-        actions = self.sample(batch, generator)[0].cpu().numpy().astype(np.float64)
+        known = None if prefix is None else torch.as_tensor(prefix, dtype=torch.float32)[None]
+        actions = self.sample(batch, generator, known)[0].cpu().numpy().astype(np.float64)
         return ActionChunk(actions, time_s, 1.0 / self.config.fps, self.config.action_space)
 
     def observation_batch(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:

@@ -1,0 +1,258 @@
+"""``kinema eval``: a trained policy's success rate in simulation, through the cerebellum.
+
+Each episode: the environment is reset with a seed; every 50 Hz frame the chunk executor gives
+the frame's action from the policy's chunks (predicted from the observation history and the text
+of the subtask in progress); the joint cerebellum turns the next 0.4 s of actions into ten 2 ms
+servo commands (MPC under the joint limits, then the safety pass), and the simulation steps.
+The episode ends on success or at the task's step limit.
+
+Reported per task: the success rate with its 95 % Wilson interval, the mean fraction of the
+task's stages reached, the executed trajectory's largest joint jump from one frame to the next
+at chunk hand-overs and elsewhere (rad), the policy's inference time, and MP4s of the first
+episodes (the cameras, captioned with the subtask, the stage and the executor mode).
+
+Episodes run in parallel worker processes (spawned, one torch thread each), each loading the
+policy once with ``from_pretrained``.
+
+Example:
+    summary = evaluate(EvalConfig(policy=Path("outputs/dit/policy"), task="TransferCube"))
+    summary["success_rate"], summary["ci95"]
+"""
+
+import json
+import math
+import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from kinema.aloha import JOINT_INDICES
+from kinema.controllers.cerebellum import JointCerebellum
+from kinema.controllers.mpc import sample_chunk
+from kinema.datasets.record import subtask_text
+from kinema.policies.dit.policy import DiTPolicy
+from kinema.policies.executor import ChunkExecutor, ExecutorConfig
+from kinema.sim import env_id
+from kinema.sim.simulation import CONTROL_DT_S, PHYSICS_STEPS_PER_CONTROL
+from kinema.video import Mp4Writer, mosaic
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to evaluate.
+
+    Attributes:
+        policy: a ``save_pretrained`` directory.
+        task: the simulated task.
+        episodes: seeded episodes, seeds ``first_seed`` … ``first_seed + episodes - 1``.
+        first_seed: the first seed (the default stays clear of recorded demonstrations' seeds).
+        workers: parallel worker processes.
+        executor: how chunks become actions.
+        inference_steps: denoising steps per chunk (None: the policy's own).
+        videos: how many of the first episodes to film.
+        out: folder for the videos and the JSON report.
+    """
+
+    policy: Path
+    task: str = "TransferCube"
+    episodes: int = 50
+    first_seed: int = 100_000
+    workers: int = 2
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    inference_steps: int | None = None
+    videos: int = 2
+    out: Path = Path("outputs/eval")
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a success rate (95 % for z = 1.96)."""
+    if trials == 0:
+        return (0.0, 1.0)
+    rate = successes / trials
+    denominator = 1 + z**2 / trials
+    centre = (rate + z**2 / (2 * trials)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / trials + z**2 / (4 * trials**2)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+class _History:
+    """The last n observations, stacked per feature ((n, ...) arrays); the first is repeated
+    to fill the history at the start of an episode."""
+
+    def __init__(self, steps: int):
+        self.frames: deque[dict[str, np.ndarray]] = deque(maxlen=steps)
+
+    def push(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self.frames:
+            self.frames.extend([observation] * self.frames.maxlen)
+        self.frames.append(observation)
+        return {key: np.stack([frame[key] for frame in self.frames]) for key in observation}
+
+
+def run_policy_episode(
+    policy: DiTPolicy,
+    task: str,
+    seed: int,
+    executor_config: ExecutorConfig,
+    video: Path | None = None,
+) -> dict[str, Any]:
+    """One seeded episode of ``policy`` on ``task`` (see the module docstring); its figures."""
+    config = policy.config
+    env = gym.make(
+        env_id(task), cameras=list(config.cameras), image_size=config.image_size
+    ).unwrapped
+    observation, info = env.reset(seed=seed)
+    cerebellum = JointCerebellum(env.sim.model)
+    cerebellum.reset(observation["observation.state"])
+    history = _History(config.observation_steps)
+    generator = torch.Generator().manual_seed(seed)
+    inference_s: list[float] = []
+    current = {"info": info}
+
+    def predict(stacked: dict, prefix: np.ndarray | None) -> np.ndarray:
+        start = time.perf_counter()
+        chunk = policy.predict_chunk(
+            stacked, subtask_text(current["info"]), generator=generator, prefix=prefix
+        )
+        inference_s.append(time.perf_counter() - start)
+        return chunk.actions
+
+    executor = ChunkExecutor(predict, executor_config)
+    lookahead = cerebellum.mpc.config.horizon_steps + 1
+    executed = []
+    stages = [info["stage"]]
+    writer = Mp4Writer(video, fps=round(1 / CONTROL_DT_S)) if video is not None else None
+    try:
+        for frame in range(env.task.max_episode_steps):
+            stacked = history.push(observation)
+            upcoming = executor.actions(stacked, frame, lookahead)
+            executed.append(upcoming[0])
+            start_s = frame * CONTROL_DT_S
+            commands = []
+            for tick in range(PHYSICS_STEPS_PER_CONTROL):
+                now_s = start_s + tick * cerebellum.config.mpc.tick_dt_s
+                reference = sample_chunk(
+                    upcoming, start_s + CONTROL_DT_S, CONTROL_DT_S, now_s, cerebellum.config.mpc
+                )
+                commands.append(cerebellum.tick(reference).position)
+            observation, _, terminated, _, info = env.step_ticks(np.stack(commands))
+            current["info"] = info
+            stages.append(info["stage"])
+            if writer is not None:
+                images = {
+                    camera: observation[f"observation.images.{camera}"] for camera in config.cameras
+                }
+                caption = (
+                    f"{subtask_text(info)}  |  stage {info['stage']}/{info['max_stage']}  |  "
+                    f"{executor_config.mode}"
+                )
+                writer.write(mosaic(images, caption, columns=len(images)))
+            if terminated:
+                break
+    finally:
+        if writer is not None:
+            writer.close()
+        env.close()
+    trajectory = np.stack(executed)[:, JOINT_INDICES]
+    jumps = np.abs(np.diff(trajectory, axis=0)).max(axis=1) if len(trajectory) > 1 else np.zeros(0)
+    handovers = [f - 1 for f in executor.handover_frames if 0 < f < len(trajectory)]
+    elsewhere = np.delete(jumps, handovers) if len(jumps) else jumps
+    return {
+        "seed": seed,
+        "success": bool(info["is_success"]),
+        "frames": len(executed),
+        "stage_fraction": max(stages) / info["max_stage"],
+        "handover_jump_rad": float(jumps[handovers].max()) if handovers else 0.0,
+        "step_jump_rad": float(np.median(elsewhere)) if len(elsewhere) else 0.0,
+        "predictions": executor.predictions,
+        "inference_ms": 1e3 * float(np.median(inference_s)) if inference_s else 0.0,
+    }
+
+
+_worker_policy: DiTPolicy | None = None
+
+
+def _load_worker(policy_dir: str, inference_steps: int | None) -> None:
+    global _worker_policy
+    torch.set_num_threads(1)
+    _worker_policy = _load(Path(policy_dir), inference_steps)
+
+
+def _load(policy_dir: Path, inference_steps: int | None) -> DiTPolicy:
+    policy = DiTPolicy.from_pretrained(policy_dir)
+    if inference_steps is not None:
+        policy.config = type(policy.config).from_dict(
+            {**json.loads(policy.config.to_json()), "inference_steps": inference_steps}
+        )
+    return policy
+
+
+def _worker_episode(
+    task: str, seed: int, executor: ExecutorConfig, video: str | None
+) -> dict[str, Any]:
+    assert _worker_policy is not None
+    return run_policy_episode(_worker_policy, task, seed, executor, Path(video) if video else None)
+
+
+def evaluate(config: EvalConfig) -> dict[str, Any]:
+    """Run the episodes of ``config`` and return the report (also written as JSON to ``out``)."""
+    config.out.mkdir(parents=True, exist_ok=True)
+    seeds = list(range(config.first_seed, config.first_seed + config.episodes))
+    videos = [
+        str(config.out / f"{config.task}_seed{seed}.mp4") if index < config.videos else None
+        for index, seed in enumerate(seeds)
+    ]
+    start = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    progress = tqdm(total=len(seeds), desc=f"eval {config.task}", unit="episode")
+    if config.workers <= 1:
+        _load_worker(str(config.policy), config.inference_steps)
+        for seed, video in zip(seeds, videos, strict=True):
+            results.append(_worker_episode(config.task, seed, config.executor, video))
+            progress.update()
+    else:
+        with ProcessPoolExecutor(
+            max_workers=config.workers,
+            mp_context=get_context("spawn"),
+            initializer=_load_worker,
+            initargs=(str(config.policy), config.inference_steps),
+        ) as pool:
+            for result in pool.map(
+                _worker_episode,
+                [config.task] * len(seeds),
+                seeds,
+                [config.executor] * len(seeds),
+                videos,
+            ):
+                results.append(result)
+                progress.update()
+                progress.set_postfix(success=sum(r["success"] for r in results))
+    progress.close()
+    successes = sum(result["success"] for result in results)
+    low, high = wilson_interval(successes, len(results))
+    report = {
+        "task": config.task,
+        "episodes": len(results),
+        "success_rate": round(successes / max(len(results), 1), 4),
+        "ci95": [round(low, 4), round(high, 4)],
+        "mean_stage_fraction": round(float(np.mean([r["stage_fraction"] for r in results])), 4),
+        "executor": config.executor.mode,
+        "handover_jump_rad": round(max(r["handover_jump_rad"] for r in results), 4),
+        "step_jump_rad": round(float(np.median([r["step_jump_rad"] for r in results])), 5),
+        "inference_ms": round(float(np.median([r["inference_ms"] for r in results])), 1),
+        "failed_seeds": [r["seed"] for r in results if not r["success"]],
+        "videos": [video for video in videos if video],
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    (config.out / f"{config.task}_{config.executor.mode}.json").write_text(
+        json.dumps({"report": report, "episodes": results}, indent=1)
+    )
+    return report
