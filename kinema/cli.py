@@ -321,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a DiT policy on a LeRobotDataset v3 directory",
         description="Train the DiT policy (AdamW, warm-up + cosine, EMA, gradient clipping; "
         "bf16 on a GPU) with atomic, resumable checkpoints, TensorBoard scalars and a loss "
-        "plot. Several GPUs or machines: accelerate launch -m kinema.cli train ...",
+        "plot. Several GPUs or machines: PYTHONSAFEPATH=1 accelerate launch -m kinema.cli train",
     )
     train.add_argument("--dataset", type=Path, required=True, help="the dataset directory")
     train.add_argument("--output", type=Path, required=True, help="the run directory")

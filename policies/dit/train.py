@@ -5,8 +5,10 @@ exponential moving average of the weights (the weights saved for inference), mix
 a GPU (bf16), tqdm progress and TensorBoard scalars, a PNG of the loss curve at the end.
 
 Runs on one device as it is and on several GPUs or machines through Hugging Face accelerate,
-unchanged: ``accelerate launch -m kinema.cli train ...``. Each process reads its own share of
-the episodes (``WindowLoader(process_index, process_count)``) and all step together.
+unchanged: ``PYTHONSAFEPATH=1 accelerate launch -m kinema.cli train ...`` (the safe path keeps
+the checkout's ``datasets/`` folder from shadowing Hugging Face ``datasets``). Each process reads
+its own share of the episodes (``WindowLoader(process_index, process_count)``) and all step
+together.
 
 Output directory:
 
