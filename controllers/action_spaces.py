@@ -20,10 +20,16 @@ Example:
 
 import numpy as np
 
-from kinema.controllers.kinematics import Pose
+from kinema.aloha import ARMS, GRIPPER_INDICES
+from kinema.controllers.kinematics import Kinematics, Pose, tcp_site
 
 END_EFFECTOR_ACTION_DIM = 20
 _PER_ARM = 10  # position 3, rotation 6, gripper 1
+END_EFFECTOR_NAMES = [
+    f"{arm}_{part}"
+    for arm in ARMS
+    for part in ("x", "y", "z", "r11", "r21", "r31", "r12", "r22", "r32", "gripper")
+]
 
 
 class ActionSpaceError(ValueError):
@@ -76,3 +82,12 @@ def end_effector_targets(action: np.ndarray) -> tuple[Pose, Pose, tuple[float, f
     poses = [Pose(arm[:3].copy(), rotation_from_6d(arm[3:9])) for arm in arms]
     openings = (float(np.clip(arms[0][9], 0.0, 1.0)), float(np.clip(arms[1][9], 0.0, 1.0)))
     return poses[0], poses[1], openings
+
+
+def end_effector_action_of(kinematics: Kinematics, joint_action: np.ndarray) -> np.ndarray:
+    """The 20-value end-effector action of a 14-value joint action: the gripper poses that
+    configuration puts the tool-centre points at (forward kinematics), and the openings."""
+    kinematics.configure(joint_action)
+    left, right = (kinematics.frame_pose(tcp_site(arm)) for arm in ARMS)
+    openings = tuple(float(joint_action[index]) for index in GRIPPER_INDICES)
+    return end_effector_action(left, right, openings)

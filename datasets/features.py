@@ -1,15 +1,19 @@
 """LeRobot feature descriptions of what a kinema environment observes and does.
 
 ``environment_features(env)`` names, for ``LeRobotDataset.create``, every observation key of the
-environment (state and environment state as float32 vectors, camera images as videos) and the
-14-value action, with the ALOHA joint names. ``frame_values`` turns one observation and action
-into the values of one dataset frame.
+environment (state and environment state as float32 vectors, camera images as videos), the
+14-value joint action with the ALOHA joint names, and the same action in the end-effector space
+(``action.end_effector``, 20 values: per arm the gripper's position in metres, its 6-D rotation
+and its opening; forward kinematics of the joint action), so one recording trains policies in
+either action space. ``frame_values`` turns one observation and action into the values of one
+dataset frame.
 
 Example:
     >>> import gymnasium as gym, kinema.sim
     >>> env = gym.make("kinema/TransferCube-v0", cameras=["cam_high"], image_size=(48, 64))
-    >>> sorted(environment_features(env.unwrapped))
-    ['action', 'observation.environment_state', 'observation.images.cam_high', 'observation.state']
+    >>> sorted(environment_features(env.unwrapped))  # doctest: +NORMALIZE_WHITESPACE
+    ['action', 'action.end_effector', 'observation.environment_state',
+     'observation.images.cam_high', 'observation.state']
 """
 
 from typing import Any
@@ -17,7 +21,15 @@ from typing import Any
 import numpy as np
 
 from kinema.aloha import STATE_NAMES
+from kinema.controllers.action_spaces import (
+    END_EFFECTOR_ACTION_DIM,
+    END_EFFECTOR_NAMES,
+    end_effector_action_of,
+)
+from kinema.controllers.kinematics import Kinematics
 from kinema.sim.env import IMAGE_KEY_PREFIX, AlohaEnv
+
+END_EFFECTOR_ACTION = "action.end_effector"
 
 
 def environment_features(env: AlohaEnv) -> dict[str, dict[str, Any]]:
@@ -31,11 +43,20 @@ def environment_features(env: AlohaEnv) -> dict[str, dict[str, Any]]:
             names = STATE_NAMES if space.shape == (len(STATE_NAMES),) else None
             features[key] = {"dtype": "float32", "shape": tuple(space.shape), "names": names}
     features["action"] = {"dtype": "float32", "shape": (len(STATE_NAMES),), "names": STATE_NAMES}
+    features[END_EFFECTOR_ACTION] = {
+        "dtype": "float32",
+        "shape": (END_EFFECTOR_ACTION_DIM,),
+        "names": END_EFFECTOR_NAMES,
+    }
     return features
 
 
-def frame_values(observation: dict[str, np.ndarray], action: np.ndarray) -> dict[str, np.ndarray]:
-    """One dataset frame: the observation the action was chosen from, and the action."""
+def frame_values(
+    observation: dict[str, np.ndarray], action: np.ndarray, kinematics: Kinematics
+) -> dict[str, np.ndarray]:
+    """One dataset frame: the observation the action was chosen from, and the action in both
+    action spaces (``kinematics`` of the environment's model gives the end-effector one)."""
     values = {key: np.asarray(value) for key, value in observation.items()}
     values["action"] = np.asarray(action, dtype=np.float32)
+    values[END_EFFECTOR_ACTION] = end_effector_action_of(kinematics, action).astype(np.float32)
     return values

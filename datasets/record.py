@@ -18,6 +18,7 @@ from pathlib import Path
 import gymnasium as gym
 from tqdm import tqdm
 
+from kinema.controllers.kinematics import Kinematics
 from kinema.datasets.features import environment_features, frame_values
 from kinema.datasets.keyboard import KeyboardTeleop, TerminalKeys
 from kinema.datasets.recorder import EpisodeRecorder
@@ -81,6 +82,7 @@ def record(config: RecordConfig) -> dict[str, object]:
         terminate_on_success=False,  # record the whole demonstration
     ).unwrapped
     features = environment_features(env)
+    kinematics = Kinematics(env.sim.model)
     recorder = (
         EpisodeRecorder.resume(config.out, config.repo_id, features)
         if config.resume
@@ -100,7 +102,7 @@ def record(config: RecordConfig) -> dict[str, object]:
                 # The frame: the observation, the subtask in progress then, the action taken.
                 task_text = subtask_text(info)
                 following, _, _, _, info = env.step_ticks(commands)
-                recorder.add_frame(frame_values(observation, commands[-1]), task_text)
+                recorder.add_frame(frame_values(observation, commands[-1], kinematics), task_text)
                 observation = following
                 frames += 1
                 if source.realtime:

@@ -2,14 +2,18 @@
 
 Each episode: the environment is reset with a seed; every 50 Hz frame the chunk executor gives
 the frame's action from the policy's chunks (predicted from the observation history and the text
-of the subtask in progress); the joint cerebellum turns the next 0.4 s of actions into ten 2 ms
-servo commands (MPC under the joint limits, then the safety pass), and the simulation steps.
+of the subtask in progress); the cerebellum turns the coming actions into ten 2 ms servo
+commands, and the simulation steps. Joint-space actions go through the joint cerebellum (the MPC
+follows the next 0.4 s under the joint limits, then the safety pass); end-effector actions
+through the end-effector one (the WBC places the grippers 0.4 s ahead, the MPC follows).
 The episode ends on success or at the task's step limit.
 
 Reported per task: the success rate with its 95 % Wilson interval, the mean fraction of the
-task's stages reached, the executed trajectory's largest joint jump from one frame to the next
-at chunk hand-overs and elsewhere (rad), the policy's inference time, and MP4s of the first
-episodes (the cameras, captioned with the subtask, the stage and the executor mode).
+task's stages reached, how far the executed actions jump from one frame to the next at chunk
+hand-overs (largest) and elsewhere (median) — arm joints in rad for joint actions, gripper
+positions in m for end-effector ones, before the cerebellum smooths them —, the policy's
+inference time, and MP4s of the first episodes (the cameras, captioned with the subtask, the
+stage and the executor mode).
 
 Episodes run in parallel worker processes (spawned, one torch thread each), each loading the
 policy once with ``from_pretrained``.
@@ -30,12 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from kinema.aloha import JOINT_INDICES
-from kinema.controllers.cerebellum import JointCerebellum
+from kinema.controllers.action_spaces import end_effector_targets
+from kinema.controllers.cerebellum import EndEffectorCerebellum, JointCerebellum
 from kinema.controllers.mpc import sample_chunk
 from kinema.datasets.record import subtask_text
 from kinema.policies.dit.policy import DiTPolicy
@@ -83,6 +89,60 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+_END_EFFECTOR_POSITIONS = np.array([0, 1, 2, 10, 11, 12])  # x, y, z of each gripper
+
+
+class _JointDriver:
+    """Joint-space chunks → servo commands: the MPC follows the next 0.4 s of actions."""
+
+    def __init__(self, model: mujoco.MjModel):
+        self.cerebellum = JointCerebellum(model)
+        self.lookahead_frames = self.cerebellum.config.mpc.horizon_steps + 1
+
+    def reset(self, configuration: np.ndarray) -> None:
+        self.cerebellum.reset(configuration)
+
+    def commands(self, upcoming: np.ndarray) -> np.ndarray:
+        """The frame's ``PHYSICS_STEPS_PER_CONTROL`` commands; ``upcoming[k]`` is the action
+        for the end of the k-th frame from now."""
+        mpc = self.cerebellum.config.mpc
+        commands = []
+        for tick in range(PHYSICS_STEPS_PER_CONTROL):
+            reference = sample_chunk(
+                upcoming, CONTROL_DT_S, CONTROL_DT_S, tick * mpc.tick_dt_s, mpc
+            )
+            commands.append(self.cerebellum.tick(reference).position)
+        return np.stack(commands)
+
+
+class _EndEffectorDriver:
+    """End-effector chunks → servo commands: each tick the cerebellum gets the gripper poses
+    wanted one look-ahead horizon (0.4 s) later, interpolated between the chunk's actions
+    (positions and 6-D rotations linearly, then re-orthonormalised)."""
+
+    def __init__(self, model: mujoco.MjModel):
+        self.cerebellum = EndEffectorCerebellum(model)
+        mpc = self.cerebellum.config.mpc
+        self.horizon_s = mpc.horizon_steps * mpc.horizon_dt_s
+        self.lookahead_frames = mpc.horizon_steps + 2
+
+    def reset(self, configuration: np.ndarray) -> None:
+        self.cerebellum.reset(configuration)
+
+    def commands(self, upcoming: np.ndarray) -> np.ndarray:
+        """As ``_JointDriver.commands``, for (frames, 20) end-effector actions."""
+        tick_s = self.cerebellum.config.mpc.tick_dt_s
+        commands = []
+        for tick in range(PHYSICS_STEPS_PER_CONTROL):
+            position = (tick * tick_s + self.horizon_s) / CONTROL_DT_S - 1.0
+            below = int(np.clip(np.floor(position), 0, len(upcoming) - 2))
+            fraction = float(np.clip(position - below, 0.0, 1.0))
+            row = (1 - fraction) * upcoming[below] + fraction * upcoming[below + 1]
+            left, right, openings = end_effector_targets(row)
+            commands.append(self.cerebellum.tick(left, right, openings).position)
+        return np.stack(commands)
+
+
 class _History:
     """The last n observations, stacked per feature ((n, ...) arrays); the first is repeated
     to fill the history at the start of an episode."""
@@ -110,8 +170,12 @@ def run_policy_episode(
         env_id(task), cameras=list(config.cameras), image_size=config.image_size
     ).unwrapped
     observation, info = env.reset(seed=seed)
-    cerebellum = JointCerebellum(env.sim.model)
-    cerebellum.reset(observation["observation.state"])
+    driver = (
+        _EndEffectorDriver(env.sim.model)
+        if config.action_space == "end_effector"
+        else _JointDriver(env.sim.model)
+    )
+    driver.reset(observation["observation.state"])
     history = _History(config.observation_steps)
     generator = torch.Generator().manual_seed(seed)
     inference_s: list[float] = []
@@ -126,24 +190,16 @@ def run_policy_episode(
         return chunk.actions
 
     executor = ChunkExecutor(predict, executor_config)
-    lookahead = cerebellum.mpc.config.horizon_steps + 1
     executed = []
     stages = [info["stage"]]
     writer = Mp4Writer(video, fps=round(1 / CONTROL_DT_S)) if video is not None else None
     try:
         for frame in range(env.task.max_episode_steps):
             stacked = history.push(observation)
-            upcoming = executor.actions(stacked, frame, lookahead)
+            upcoming = executor.actions(stacked, frame, driver.lookahead_frames)
             executed.append(upcoming[0])
-            start_s = frame * CONTROL_DT_S
-            commands = []
-            for tick in range(PHYSICS_STEPS_PER_CONTROL):
-                now_s = start_s + tick * cerebellum.config.mpc.tick_dt_s
-                reference = sample_chunk(
-                    upcoming, start_s + CONTROL_DT_S, CONTROL_DT_S, now_s, cerebellum.config.mpc
-                )
-                commands.append(cerebellum.tick(reference).position)
-            observation, _, terminated, _, info = env.step_ticks(np.stack(commands))
+            commands = driver.commands(upcoming)
+            observation, _, terminated, _, info = env.step_ticks(commands)
             current["info"] = info
             stages.append(info["stage"])
             if writer is not None:
@@ -161,7 +217,8 @@ def run_policy_episode(
         if writer is not None:
             writer.close()
         env.close()
-    trajectory = np.stack(executed)[:, JOINT_INDICES]
+    moving = JOINT_INDICES if config.action_space == "joint" else _END_EFFECTOR_POSITIONS
+    trajectory = np.stack(executed)[:, moving]
     jumps = np.abs(np.diff(trajectory, axis=0)).max(axis=1) if len(trajectory) > 1 else np.zeros(0)
     handovers = [f - 1 for f in executor.handover_frames if 0 < f < len(trajectory)]
     elsewhere = np.delete(jumps, handovers) if len(jumps) else jumps
@@ -170,8 +227,8 @@ def run_policy_episode(
         "success": bool(info["is_success"]),
         "frames": len(executed),
         "stage_fraction": max(stages) / info["max_stage"],
-        "handover_jump_rad": float(jumps[handovers].max()) if handovers else 0.0,
-        "step_jump_rad": float(np.median(elsewhere)) if len(elsewhere) else 0.0,
+        "handover_jump": float(jumps[handovers].max()) if handovers else 0.0,
+        "step_jump": float(np.median(elsewhere)) if len(elsewhere) else 0.0,
         "predictions": executor.predictions,
         "inference_ms": 1e3 * float(np.median(inference_s)) if inference_s else 0.0,
     }
@@ -236,6 +293,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
                 progress.update()
                 progress.set_postfix(success=sum(r["success"] for r in results))
     progress.close()
+    policy_space = json.loads((config.policy / "config.json").read_text())["action_space"]
     successes = sum(result["success"] for result in results)
     low, high = wilson_interval(successes, len(results))
     report = {
@@ -245,8 +303,9 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         "ci95": [round(low, 4), round(high, 4)],
         "mean_stage_fraction": round(float(np.mean([r["stage_fraction"] for r in results])), 4),
         "executor": config.executor.mode,
-        "handover_jump_rad": round(max(r["handover_jump_rad"] for r in results), 4),
-        "step_jump_rad": round(float(np.median([r["step_jump_rad"] for r in results])), 5),
+        "action_space": policy_space,
+        "handover_jump": round(max(r["handover_jump"] for r in results), 4),
+        "step_jump": round(float(np.median([r["step_jump"] for r in results])), 5),
         "inference_ms": round(float(np.median([r["inference_ms"] for r in results])), 1),
         "failed_seeds": [r["seed"] for r in results if not r["success"]],
         "videos": [video for video in videos if video],

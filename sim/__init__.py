@@ -1,13 +1,9 @@
 """kinema.sim: the MuJoCo simulation of a bimanual ALOHA-style robot, its tasks and environments.
 
 Importing this package registers one gymnasium environment per task, ``kinema/<Task>-v0``
-(TransferCube, Insertion, SortCubes, StackBlocks), and selects headless EGL rendering when
-``MUJOCO_GL`` is unset.
+(TransferCube, Insertion, SortCubes, StackBlocks); ``kinema`` itself selects headless EGL
+rendering when ``MUJOCO_GL`` is unset.
 """
-
-import os
-
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium as gym
 

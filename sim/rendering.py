@@ -6,7 +6,7 @@ pixels back once per step; with shadows, reflections, the skybox, fog, haze and 
 off, this is several times cheaper than one ``mujoco.Renderer`` call per camera.
 
 Set ``MUJOCO_GL=egl`` before mujoco is first imported on a machine without a display
-(``kinema.sim`` does this when the variable is unset and the Makefile exports it).
+(importing ``kinema`` does this when the variable is unset, and the Makefile exports it).
 
 Example:
     >>> renderer = CameraRenderer(sim.model, ["cam_high", "cam_left_wrist"], (96, 128))

@@ -1,10 +1,10 @@
-"""Shared fixtures. Importing kinema.sim selects headless (EGL) rendering for every test."""
+"""Shared fixtures. Importing kinema selects headless (EGL) rendering for every test."""
 
 import gymnasium as gym
 import pytest
 from recordings import record_expert_episodes
 
-import kinema.sim  # noqa: F401  (registers the environments, selects EGL rendering)
+import kinema.sim  # noqa: F401  (registers the environments)
 from kinema.sim.tasks import TASKS
 
 TASK_NAMES = list(TASKS)

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kinema.controllers.kinematics import Kinematics
 from kinema.datasets.features import environment_features, frame_values
 from kinema.datasets.record import subtask_text
 from kinema.datasets.recorder import EpisodeRecorder
@@ -24,13 +25,14 @@ def record_expert_episodes(root: Path, seeds: list[int], resume: bool = False):
         if resume
         else EpisodeRecorder.create(root, REPO_ID, 50, environment_features(env))
     )
+    kinematics = Kinematics(env.sim.model)
     recorded = []
     for seed in seeds:
         frames = []
         previous = {}
 
         def on_frame(observation, action, info, frames=frames, previous=previous):
-            values = frame_values(previous["observation"], action)
+            values = frame_values(previous["observation"], action, kinematics)
             recorder.add_frame(values, subtask_text(previous["info"]))
             frames.append(values)
             previous["observation"], previous["info"] = observation, info

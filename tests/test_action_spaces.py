@@ -3,14 +3,18 @@
 import numpy as np
 import pytest
 
+from kinema.aloha import GRIPPER_INDICES, HOME_POSE
 from kinema.controllers.action_spaces import (
+    END_EFFECTOR_NAMES,
     ActionSpaceError,
     end_effector_action,
+    end_effector_action_of,
     end_effector_targets,
     rotation_from_6d,
     rotation_to_6d,
 )
-from kinema.controllers.kinematics import Pose, rotation_exp
+from kinema.controllers.kinematics import Kinematics, Pose, rotation_exp, tcp_site
+from kinema.sim.model import build_model
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -49,3 +53,18 @@ def test_end_effector_action_round_trip():
 def test_bad_end_effector_actions_raise(action):
     with pytest.raises(ActionSpaceError):
         end_effector_targets(action)
+
+
+def test_end_effector_action_of_a_configuration_is_its_forward_kinematics():
+    kinematics = Kinematics(build_model(""))
+    configuration = HOME_POSE + 0.1 * np.sin(np.arange(14))
+    configuration[GRIPPER_INDICES] = (0.3, 0.8)
+    action = end_effector_action_of(kinematics, configuration)
+    left, right, openings = end_effector_targets(action)
+    kinematics.configure(configuration)
+    for pose, arm in ((left, "left"), (right, "right")):
+        expected = kinematics.frame_pose(tcp_site(arm))
+        np.testing.assert_allclose(pose.position, expected.position, atol=1e-12)
+        np.testing.assert_allclose(pose.rotation, expected.rotation, atol=1e-12)
+    assert openings == (0.3, 0.8)
+    assert len(END_EFFECTOR_NAMES) == 20

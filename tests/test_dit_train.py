@@ -87,5 +87,12 @@ def test_train_command_trains_with_mapped_features_and_refuses_a_missing_run(
     policy = DiTPolicy.from_pretrained(tmp_path / "run" / "policy")
     assert policy.config.environment_state_dim == 0 and policy.config.cameras == ("cam_high",)
     assert policy.config.image_size == (48, 64)
+    end_effector = {**TINY, "action_space": "end_effector"}
+    summary = train(
+        TrainConfig(dataset=root, output=tmp_path / "ee", steps=2, batch_size=4, workers=0),
+        end_effector,
+    )
+    policy = DiTPolicy.from_pretrained(tmp_path / "ee" / "policy")
+    assert policy.config.action_dim == 20 and policy.action_low.shape == (20,)
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train(TrainConfig(dataset=root, output=tmp_path / "none", resume=True))

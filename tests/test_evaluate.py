@@ -5,10 +5,13 @@ import json
 
 import pytest
 from scenes import decode
-from test_dit_policy import TINY, windows
+from test_dit_policy import TINY
 
 from kinema.cli import main
+from kinema.datasets.feature_map import FeatureMap
+from kinema.datasets.loader import WindowConfig, WindowLoader
 from kinema.evaluate import wilson_interval
+from kinema.policies.dit.config import DiTConfig
 from kinema.policies.dit.policy import DiTPolicy
 
 
@@ -19,18 +22,22 @@ def test_wilson_interval_matches_known_values():
     assert low < 0.86 < high and high - low < 0.2
 
 
+@pytest.mark.parametrize(("action_space", "workers"), [("joint", 2), ("end_effector", 1)])
 def test_eval_runs_a_saved_policy_end_to_end_in_worker_processes(
-    recorded_dataset, tmp_path, capsys
+    recorded_dataset, tmp_path, capsys, action_space, workers
 ):
     root, _ = recorded_dataset
-    DiTPolicy(TINY, windows(root, TINY).stats).save_pretrained(tmp_path / "policy")
+    config = DiTConfig(**{**TINY.__dict__, "action_space": action_space})
+    mapping = FeatureMap.parse(["action=action.end_effector"] if action_space != "joint" else [])
+    loader = WindowLoader(root, WindowConfig(workers=0), mapping, expected=config.input_shapes())
+    DiTPolicy(config, loader.stats).save_pretrained(tmp_path / "policy")
     main(
         [
             "eval",
             "--policy", str(tmp_path / "policy"),
             "--task", "TransferCube",
             "--episodes", "2",
-            "--workers", "2",
+            "--workers", str(workers),
             "--videos", "1",
             "--executed-steps", "4",
             "--latency-steps", "1",
@@ -40,6 +47,7 @@ def test_eval_runs_a_saved_policy_end_to_end_in_worker_processes(
     )  # fmt: skip
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["task"] == "TransferCube" and report["episodes"] == 2
+    assert report["action_space"] == action_space
     assert report["ci95"][0] <= report["success_rate"] <= report["ci95"][1]
     assert 0.0 <= report["mean_stage_fraction"] <= 1.0 and report["inference_ms"] > 0
     assert len(report["videos"]) == 1

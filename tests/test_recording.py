@@ -36,7 +36,12 @@ def test_lerobot_loads_exactly_what_was_recorded(recorded_dataset):
             frame = frames[position]
             item = dataset[index + position]
             assert int(item["episode_index"]) == episode
-            for key in ("observation.state", "observation.environment_state", "action"):
+            for key in (
+                "observation.state",
+                "observation.environment_state",
+                "action",
+                "action.end_effector",
+            ):
                 np.testing.assert_array_equal(item[key].numpy(), frame[key].astype(np.float32))
             image = item["observation.images.cam_high"].numpy().transpose(1, 2, 0) * 255.0
             assert np.abs(image - frame["observation.images.cam_high"]).mean() < 6.0  # H.264

@@ -45,9 +45,10 @@ from tqdm import tqdm
 
 from kinema.datasets.augment import AugmentConfig
 from kinema.datasets.feature_map import FeatureMap
+from kinema.datasets.features import END_EFFECTOR_ACTION
 from kinema.datasets.loader import WindowConfig, WindowLoader
 from kinema.datasets.table import EpisodeTable
-from kinema.policies.dit.config import ENVIRONMENT_STATE, IMAGE_PREFIX, STATE, DiTConfig
+from kinema.policies.dit.config import ACTION, ENVIRONMENT_STATE, IMAGE_PREFIX, STATE, DiTConfig
 from kinema.policies.dit.ema import EmaWeights
 from kinema.policies.dit.loss_plot import save_loss_plot
 from kinema.policies.dit.policy import DiTPolicy
@@ -158,6 +159,10 @@ class _Run:
         feature_map = FeatureMap.parse(list(config.feature_map))
         table = EpisodeTable.load(config.dataset, feature_map)
         self.policy_config = policy_config_for(table, config.use_environment_state, overrides)
+        if self.policy_config.action_space == "end_effector" and ACTION not in feature_map.rules:
+            # our recordings hold both action spaces; the end-effector one is the action here
+            rules = [*config.feature_map, f"{ACTION}={END_EFFECTOR_ACTION}"]
+            feature_map = FeatureMap.parse(rules)
         window = WindowConfig(
             observation_steps=self.policy_config.observation_steps,
             action_steps=self.policy_config.chunk_steps,
