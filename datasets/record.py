@@ -21,8 +21,11 @@ from tqdm import tqdm
 from kinema.controllers.kinematics import Kinematics
 from kinema.datasets.features import environment_features, frame_values
 from kinema.datasets.keyboard import KeyboardTeleop, TerminalKeys
+from kinema.datasets.leader import LeaderTeleop
 from kinema.datasets.recorder import EpisodeRecorder
 from kinema.datasets.teleop import ExpertTeleop, TeleopSource
+from kinema.hardware.calibration import RobotCalibration
+from kinema.hardware.leader_arms import LeaderArms
 from kinema.sim import env_id
 from kinema.sim.env import subtask_in_progress
 from kinema.sim.simulation import CONTROL_DT_S
@@ -38,13 +41,16 @@ class RecordConfig:
         task: task name, e.g. "TransferCube".
         episodes: successful episodes to record (in this run).
         out: the dataset directory.
-        teleop: the demonstrator: "expert", or "keyboard" (a person at this terminal).
+        teleop: the demonstrator: "expert", "keyboard" (a person at this terminal) or "leader"
+            (a person moving ALOHA's leader arms).
         cameras: cameras recorded as videos.
         image_size: (height, width) of each camera image, in pixels.
         resume: append to an existing dataset at ``out`` instead of creating one.
         first_seed: seed of the first episode; None continues after the episodes in ``out``.
         keep_failures: keep episodes that do not end in success.
         repo_id: the dataset's name in its metadata.
+        leader_ports: serial ports of the left and right leader arms (teleop "leader").
+        calibration: the leader arms' calibration JSON (``kinema.hardware.calibration``).
     """
 
     task: str = "TransferCube"
@@ -57,6 +63,8 @@ class RecordConfig:
     first_seed: int | None = None
     keep_failures: bool = False
     repo_id: str = "local/kinema"
+    leader_ports: tuple[str, str] | None = None
+    calibration: Path | None = None
 
 
 def make_teleop(config: RecordConfig) -> TeleopSource:
@@ -65,7 +73,15 @@ def make_teleop(config: RecordConfig) -> TeleopSource:
         return ExpertTeleop(config.task)
     if config.teleop == "keyboard":
         return KeyboardTeleop(TerminalKeys())
-    raise ValueError(f"unknown teleop source {config.teleop!r}; expected expert or keyboard")
+    if config.teleop == "leader":
+        if config.leader_ports is None or config.calibration is None:
+            raise ValueError("teleop leader needs the leader arms' ports and their calibration")
+        leaders = LeaderArms(config.leader_ports, RobotCalibration.load(config.calibration))
+        leaders.connect()
+        return LeaderTeleop(leaders)
+    raise ValueError(
+        f"unknown teleop source {config.teleop!r}; expected expert, keyboard or leader"
+    )
 
 
 def subtask_text(info: dict) -> str:
@@ -83,12 +99,16 @@ def record(config: RecordConfig) -> dict[str, object]:
     ).unwrapped
     features = environment_features(env)
     kinematics = Kinematics(env.sim.model)
-    recorder = (
-        EpisodeRecorder.resume(config.out, config.repo_id, features)
-        if config.resume
-        else EpisodeRecorder.create(config.out, config.repo_id, 50, features)
-    )
-    source = make_teleop(config)
+    source = make_teleop(config)  # first: a demonstrator that cannot start leaves no dataset
+    try:
+        recorder = (
+            EpisodeRecorder.resume(config.out, config.repo_id, features)
+            if config.resume
+            else EpisodeRecorder.create(config.out, config.repo_id, 50, features)
+        )
+    except Exception:
+        source.close()
+        raise
     seed = recorder.episodes if config.first_seed is None else config.first_seed
     saved = discarded = late = frames = 0
     start = time.perf_counter()
@@ -131,6 +151,7 @@ def record(config: RecordConfig) -> dict[str, object]:
     finally:
         progress.close()
         recorder.close()
+        source.close()
         env.close()
     return {
         "task": config.task,

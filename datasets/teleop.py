@@ -42,6 +42,9 @@ class TeleopSource(abc.ABC):
     def finished(self) -> bool:
         """Whether the demonstrator has nothing more to do in this episode."""
 
+    def close(self) -> None:  # noqa: B027  (an optional hook: most sources hold nothing)
+        """Release what the demonstrator holds (devices); called once when recording ends."""
+
 
 class ExpertTeleop(TeleopSource):
     """The task's scripted expert (``kinema.sim.experts``), as a demonstrator."""

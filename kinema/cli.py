@@ -42,6 +42,8 @@ def _record(args: argparse.Namespace) -> None:
             resume=args.resume,
             first_seed=args.first_seed,
             keep_failures=args.keep_failures,
+            leader_ports=tuple(args.leader_ports) if args.leader_ports else None,
+            calibration=args.calibration,
         )
     )
 
@@ -250,10 +252,20 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--out", type=Path, required=True, help="dataset directory")
     record.add_argument(
         "--teleop",
-        choices=["expert", "keyboard"],
+        choices=["expert", "keyboard", "leader"],
         default="expert",
-        help="demonstrator: the scripted expert, or you at the keyboard (keys: see "
-        "kinema.datasets.keyboard)",
+        help="demonstrator: the scripted expert, you at the keyboard (keys: see "
+        "kinema.datasets.keyboard), or you moving the leader arms",
+    )
+    record.add_argument(
+        "--leader-ports",
+        nargs=2,
+        metavar=("LEFT", "RIGHT"),
+        default=None,
+        help="serial ports of the leader arms (--teleop leader)",
+    )
+    record.add_argument(
+        "--calibration", type=Path, default=None, help="the leader arms' calibration JSON"
     )
     record.add_argument(
         "--cameras",
