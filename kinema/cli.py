@@ -106,7 +106,7 @@ def _train(args: argparse.Namespace) -> None:
     overrides = {
         "observation_steps": args.observation_steps,
         "chunk_steps": args.action_steps,
-        "executed_steps": min(args.action_steps // 2 or 1, args.action_steps),
+        "executed_steps": max(args.action_steps // 2, 1),
     }
     for assignment in args.set or []:
         key, _, value = assignment.partition("=")
