@@ -93,9 +93,10 @@ class WindowStream(IterableDataset):
 
     What is served is set before iterating: ``epochs`` epochs from ``first_epoch`` (None: without
     end), skipping the first ``start_batch`` batches of the whole stream (for resuming). Batch
-    ``i`` of the stream comes from worker ``i mod workers``, as torch's ``DataLoader`` delivers
-    them; each worker's shard of the episodes, its draws and its augmentation are seeded by
-    (seed, epoch, shard), so the stream is the same in every run and from any start.
+    ``i`` of the stream belongs to shard ``i mod workers`` of this process (torch's
+    ``DataLoader`` takes batches from its workers in turn, so each worker plays the shard whose
+    turn its batches fall on); a shard's episodes, draws and augmentation are seeded by (seed,
+    epoch, shard), so the stream is the same in every run and from any start.
     """
 
     def __init__(
