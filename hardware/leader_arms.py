@@ -36,6 +36,7 @@ LEADER_MOTORS: dict[str, tuple[int, str]] = {
 
 _READ = [*ARM_JOINTS, GRIPPER]  # the primaries, in the stack's order
 _READ_RETRIES = 2
+_CONNECT_ATTEMPTS = 3
 
 
 class LeaderArmError(RuntimeError):
@@ -65,14 +66,21 @@ class LeaderArms:
         ]
 
     def connect(self) -> None:
-        """Open both buses (lerobot checks every servo answers with its model), torque off."""
+        """Open both buses (lerobot checks every servo answers with its model), torque off;
+        a bus that fails its check is tried ``_CONNECT_ATTEMPTS`` times (a status packet lost
+        on a busy USB link is not a missing servo)."""
         for side, bus in zip(("left", "right"), self.buses, strict=True):
-            try:
-                bus.connect()
-                bus.disable_torque()
-            except (ConnectionError, RuntimeError, OSError) as error:
-                self.disconnect()
-                raise LeaderArmError(f"{side} leader arm on {bus.port}: {error}") from error
+            for attempt in range(1, _CONNECT_ATTEMPTS + 1):
+                try:
+                    bus.connect()
+                    bus.disable_torque()
+                    break
+                except (ConnectionError, RuntimeError, OSError) as error:
+                    if bus.is_connected:
+                        bus.disconnect(disable_torque=False)
+                    if attempt == _CONNECT_ATTEMPTS:
+                        self.disconnect()
+                        raise LeaderArmError(f"{side} leader arm on {bus.port}: {error}") from error
 
     def read(self) -> np.ndarray:
         """(14,) joint values of both leaders: per arm six angles (rad) and the opening."""

@@ -317,8 +317,9 @@ def test_a_dead_servo_fails_sync_read_and_ping_fast(emulator, sdk):
     assert reader.txRxPacket() == dxl.COMM_RX_TIMEOUT
     assert not reader.isAvailable(2, PRESENT, 4)
     assert packets.ping(port, 2)[1] == dxl.COMM_RX_TIMEOUT
-    assert time.monotonic() - started < 1.0  # two waits of about 34 + 100 ms
-    assert packets.ping(port, 1)[1] == dxl.COMM_SUCCESS
+    assert time.monotonic() - started < 2.0  # two waits of about 34 + 100 ms, and slack
+    # The live servo still answers (a busy machine may starve one wait: a bounded retry).
+    assert any(packets.ping(port, 1)[1] == dxl.COMM_SUCCESS for _ in range(3))
 
 
 def test_corrupted_and_late_answers_are_rejected(emulator, sdk):
