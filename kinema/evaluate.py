@@ -271,9 +271,12 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     progress = tqdm(total=len(seeds), desc=f"eval {config.task}", unit="episode")
     if config.workers <= 1:
-        _load_worker(str(config.policy), config.inference_steps)
+        policy = _load(config.policy, config.inference_steps)
         for seed, video in zip(seeds, videos, strict=True):
-            results.append(_worker_episode(config.task, seed, config.executor, video))
+            video_path = Path(video) if video else None
+            results.append(
+                run_policy_episode(policy, config.task, seed, config.executor, video_path)
+            )
             progress.update()
     else:
         with ProcessPoolExecutor(
