@@ -129,3 +129,19 @@ def test_config_round_trips_through_json_and_rejects_nonsense():
         DiTConfig(image_size=(100, 128))
     with pytest.raises(ValueError, match=r"executed_steps must be in 1\.\.chunk_steps"):
         DiTConfig(chunk_steps=10, executed_steps=20)
+
+
+def test_image_encoders_start_from_exported_weights_of_the_same_size(recorded_dataset, tmp_path):
+    root, _ = recorded_dataset
+    stats = windows(root, TINY).stats
+    torch.manual_seed(0)
+    source = DiTPolicy(TINY, stats)
+    source.export_image_encoder("cam_high", tmp_path / "encoder.safetensors")
+    torch.manual_seed(1)
+    target = DiTPolicy(TINY, stats)
+    target.load_image_encoders(tmp_path / "encoder.safetensors")
+    for name, tensor in source.image_encoders["cam_high"].state_dict().items():
+        assert torch.equal(tensor, target.image_encoders["cam_high"].state_dict()[name])
+    wider = DiTConfig(**{**TINY.__dict__, "image_channels": (8, 16, 16, 32)})
+    with pytest.raises(ValueError, match=r"encoder\.safetensors: not weights for this image"):
+        DiTPolicy(wider, stats).load_image_encoders(tmp_path / "encoder.safetensors")

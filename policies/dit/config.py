@@ -42,6 +42,9 @@ class DiTConfig:
         hidden_dim, layers, heads, mlp_ratio, dropout: the transformer's width, depth, attention
             heads, MLP expansion and dropout.
         image_channels: channels of the image encoder's four residual stages (stride 16 in all).
+        image_encoder_weights: a local safetensors file of image-encoder weights (as
+            ``DiTPolicy.export_image_encoder`` writes them) that training starts every camera's
+            encoder from; None trains them from scratch.
         text_layers, text_max_bytes: the subtask-text encoder's depth and its input length in
             UTF-8 bytes.
 
@@ -70,6 +73,7 @@ class DiTConfig:
     mlp_ratio: float = 4.0
     dropout: float = 0.1
     image_channels: tuple[int, int, int, int] = (32, 64, 128, 256)
+    image_encoder_weights: str | None = None
     text_layers: int = 2
     text_max_bytes: int = 96
 

@@ -308,6 +308,26 @@ class DiTPolicy(nn.Module):
         os.replace(staging, directory)
         shutil.rmtree(previous, ignore_errors=True)
 
+    def export_image_encoder(self, camera: str, path: Path) -> None:
+        """Write the image encoder of ``camera`` as a safetensors file, to start another
+        policy's encoders from (``DiTConfig.image_encoder_weights``)."""
+        encoder = self.image_encoders[camera].state_dict()
+        save_file({name: tensor.contiguous() for name, tensor in encoder.items()}, str(path))
+
+    def load_image_encoders(self, path: Path) -> None:
+        """Start every camera's image encoder from the weights in ``path``; a clear error when
+        they were made for other encoder sizes."""
+        weights = load_file(str(path))
+        for camera, encoder in self.image_encoders.items():
+            try:
+                encoder.load_state_dict(weights, strict=True)
+            except RuntimeError as error:
+                raise ValueError(
+                    f"{path}: not weights for this image encoder (image_channels "
+                    f"{self.config.image_channels}, hidden_dim {self.config.hidden_dim}) of "
+                    f"camera {camera}: {error}"
+                ) from error
+
     @classmethod
     def from_pretrained(cls, directory: Path, device: str | torch.device = "cpu") -> "DiTPolicy":
         """The policy saved in the local ``directory`` by ``save_pretrained``."""

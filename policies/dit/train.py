@@ -182,6 +182,8 @@ class _Run:
             accelerator.num_processes,
         )
         policy = DiTPolicy(self.policy_config, self.loader.stats)
+        if self.policy_config.image_encoder_weights:
+            policy.load_image_encoders(Path(self.policy_config.image_encoder_weights))
         self.ema = EmaWeights(policy, config.ema_decay)
         optimiser = torch.optim.AdamW(
             policy.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
