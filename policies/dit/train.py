@@ -156,31 +156,32 @@ class _Run:
         self.accelerator = Accelerator(mixed_precision=precision)
         accelerator = self.accelerator
         torch.manual_seed(config.seed)  # the same initial weights in every process
+        # What the policy does not derive from the dataset is known before reading it.
+        asked = {**asdict(DiTConfig()), **overrides}
         feature_map = FeatureMap.parse(list(config.feature_map))
-        table = EpisodeTable.load(config.dataset, feature_map)
-        self.policy_config = policy_config_for(table, config.use_environment_state, overrides)
-        if self.policy_config.action_space == "end_effector" and ACTION not in feature_map.rules:
+        if asked["action_space"] == "end_effector" and ACTION not in feature_map.rules:
             # our recordings hold both action spaces; the end-effector one is the action here
             rules = [*config.feature_map, f"{ACTION}={END_EFFECTOR_ACTION}"]
             feature_map = FeatureMap.parse(rules)
         window = WindowConfig(
-            observation_steps=self.policy_config.observation_steps,
-            action_steps=self.policy_config.chunk_steps,
+            observation_steps=asked["observation_steps"],
+            action_steps=asked["chunk_steps"],
             batch_size=config.batch_size,
             workers=config.workers,
             augment=AugmentConfig() if config.augment else None,
             seed=config.seed,
         )
-        features = list(self.policy_config.input_shapes())
         self.loader = WindowLoader(
             config.dataset,
             window,
             feature_map,
-            features,
-            self.policy_config.input_shapes(),
-            accelerator.process_index,
-            accelerator.num_processes,
+            process_index=accelerator.process_index,
+            process_count=accelerator.num_processes,
         )
+        self.policy_config = policy_config_for(
+            self.loader.table, config.use_environment_state, overrides
+        )
+        self.loader.table.require(self.policy_config.input_shapes())
         policy = DiTPolicy(self.policy_config, self.loader.stats)
         if self.policy_config.image_encoder_weights:
             policy.load_image_encoders(Path(self.policy_config.image_encoder_weights))
