@@ -25,6 +25,8 @@ from kinema.controllers.kinematics import Kinematics, Pose, tcp_site
 
 END_EFFECTOR_ACTION_DIM = 20
 _PER_ARM = 10  # position 3, rotation 6, gripper 1
+END_EFFECTOR_POSITION_INDICES = np.concatenate([np.arange(3) + arm * _PER_ARM for arm in (0, 1)])
+"""Where the gripper positions (x, y, z of the left arm, then of the right) sit in an action."""
 END_EFFECTOR_NAMES = [
     f"{arm}_{part}"
     for arm in ARMS

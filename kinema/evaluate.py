@@ -28,7 +28,7 @@ import math
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -40,11 +40,12 @@ import torch
 from tqdm import tqdm
 
 from kinema.aloha import JOINT_INDICES
-from kinema.controllers.action_spaces import end_effector_targets
+from kinema.controllers.action_spaces import END_EFFECTOR_POSITION_INDICES, end_effector_targets
 from kinema.controllers.cerebellum import EndEffectorCerebellum, JointCerebellum
 from kinema.controllers.mpc import sample_chunk
 from kinema.datasets.record import subtask_text
-from kinema.policies.dit.policy import DiTPolicy
+from kinema.policies.dit.config import DiTConfig
+from kinema.policies.dit.policy import CONFIG_FILE, DiTPolicy
 from kinema.policies.executor import ChunkExecutor, ExecutorConfig
 from kinema.sim import env_id
 from kinema.sim.simulation import CONTROL_DT_S, PHYSICS_STEPS_PER_CONTROL
@@ -87,9 +88,6 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
     centre = (rate + z**2 / (2 * trials)) / denominator
     half = z * math.sqrt(rate * (1 - rate) / trials + z**2 / (4 * trials**2)) / denominator
     return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-_END_EFFECTOR_POSITIONS = np.array([0, 1, 2, 10, 11, 12])  # x, y, z of each gripper
 
 
 class _JointDriver:
@@ -217,7 +215,7 @@ def run_policy_episode(
         if writer is not None:
             writer.close()
         env.close()
-    moving = JOINT_INDICES if config.action_space == "joint" else _END_EFFECTOR_POSITIONS
+    moving = JOINT_INDICES if config.action_space == "joint" else END_EFFECTOR_POSITION_INDICES
     trajectory = np.stack(executed)[:, moving]
     jumps = np.abs(np.diff(trajectory, axis=0)).max(axis=1) if len(trajectory) > 1 else np.zeros(0)
     handovers = [f - 1 for f in executor.handover_frames if 0 < f < len(trajectory)]
@@ -246,9 +244,7 @@ def _load_worker(policy_dir: str, inference_steps: int | None) -> None:
 def _load(policy_dir: Path, inference_steps: int | None) -> DiTPolicy:
     policy = DiTPolicy.from_pretrained(policy_dir)
     if inference_steps is not None:
-        policy.config = type(policy.config).from_dict(
-            {**json.loads(policy.config.to_json()), "inference_steps": inference_steps}
-        )
+        policy.config = replace(policy.config, inference_steps=inference_steps)
     return policy
 
 
@@ -296,7 +292,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
                 progress.update()
                 progress.set_postfix(success=sum(r["success"] for r in results))
     progress.close()
-    policy_space = json.loads((config.policy / "config.json").read_text())["action_space"]
+    policy_space = DiTConfig.load(config.policy / CONFIG_FILE).action_space
     successes = sum(result["success"] for result in results)
     low, high = wilson_interval(successes, len(results))
     report = {
