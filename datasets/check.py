@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kinema.datasets.info import DatasetError, read_info
+from kinema.datasets.info import DatasetError, read_info, video_file
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
@@ -90,10 +90,12 @@ def check_dataset(root: Path) -> dict[str, Any]:
     expected_video_frames: dict[Path, int] = {}
     for episode in episodes:
         for key in video_keys:
-            path = root / info["video_path"].format(
-                video_key=key,
-                chunk_index=episode[f"videos/{key}/chunk_index"],
-                file_index=episode[f"videos/{key}/file_index"],
+            path = video_file(
+                root,
+                info,
+                key,
+                episode[f"videos/{key}/chunk_index"],
+                episode[f"videos/{key}/file_index"],
             )
             expected_video_frames[path] = expected_video_frames.get(path, 0) + episode["length"]
     for path, expected in expected_video_frames.items():

@@ -35,6 +35,12 @@ def read_info(root: Path) -> dict[str, Any]:
         raise DatasetError(f"{info_path}: not valid JSON ({error})") from error
 
 
+def video_file(root: Path, info: dict[str, Any], key: str, chunk: int, file: int) -> Path:
+    """The MP4 of camera feature ``key`` in chunk ``chunk``, file ``file`` (``meta/episodes``
+    says which one holds an episode), by ``meta/info.json``'s ``video_path`` pattern."""
+    return root / info["video_path"].format(video_key=key, chunk_index=chunk, file_index=file)
+
+
 def dataset_info(root: Path, repo_id: str = "local/kinema") -> dict[str, Any]:
     """Episodes, frames, fps, robot, features (dtype and shape) and tasks of the dataset."""
     require_dataset(root)

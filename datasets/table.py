@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from kinema.datasets.check import check_finite, column_array, read_parquet
 from kinema.datasets.feature_map import FeatureMap
-from kinema.datasets.info import DatasetError, read_info
+from kinema.datasets.info import DatasetError, read_info, video_file
 
 VISUAL_DTYPES = ("video", "image")
 FLOAT_DTYPES = ("float32", "float64")
@@ -223,11 +223,12 @@ def _image_sources(
     if dtype == "video":
         return [
             ImageSource(
-                path=root
-                / info["video_path"].format(
-                    video_key=source,
-                    chunk_index=episodes[f"videos/{source}/chunk_index"][row],
-                    file_index=episodes[f"videos/{source}/file_index"][row],
+                path=video_file(
+                    root,
+                    info,
+                    source,
+                    episodes[f"videos/{source}/chunk_index"][row],
+                    episodes[f"videos/{source}/file_index"][row],
                 ),
                 start_s=float(episodes[f"videos/{source}/from_timestamp"][row]),
                 dtype=dtype,
