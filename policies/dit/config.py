@@ -3,7 +3,7 @@
 Saved as ``config.json`` next to the weights; everything a checkpoint needs to be rebuilt.
 
 Example:
-    >>> config = DiTConfig(cameras=("cam_high",), chunk_steps=20)
+    >>> config = DiTConfig(cameras=("cam_high",), chunk_steps=20, executed_steps=10)
     >>> config.action_dim, config.image_feature
     (14, 'observation.images.cam_high')
 """
@@ -45,8 +45,17 @@ class DiTConfig:
         image_encoder_weights: a local safetensors file of image-encoder weights (as
             ``DiTPolicy.export_image_encoder`` writes them) that training starts every camera's
             encoder from; None trains them from scratch.
-        text_layers, text_max_bytes: the subtask-text encoder's depth and its input length in
-            UTF-8 bytes.
+        text_layers, text_max_bytes: the byte-level subtask-text encoder's depth and its input
+            length in UTF-8 bytes.
+        text_model: a local directory holding a pretrained transformers text model and its
+            tokenizer (what ``AutoModel`` / ``AutoTokenizer.from_pretrained`` load: a
+            sentence-transformers model such as all-MiniLM-L6-v2 keeps one at its root, or any
+            BERT-like model), used frozen instead of the byte-level encoder, its last hidden
+            states projected by a trained linear layer. Its weights are not stored in the
+            policy's checkpoint, which records this path and loads the model from it again.
+            None uses the byte-level encoder.
+        text_max_tokens: the pretrained text model's input length in tokens, its special tokens
+            included (longer texts are truncated).
 
     Generative objective:
         objective: "diffusion" (DDPM training, few-step DDIM / DPM-Solver++ sampling) or "flow"
@@ -76,6 +85,8 @@ class DiTConfig:
     image_encoder_weights: str | None = None
     text_layers: int = 2
     text_max_bytes: int = 96
+    text_model: str | None = None
+    text_max_tokens: int = 32
 
     objective: Literal["diffusion", "flow"] = "diffusion"
     train_timesteps: int = 100

@@ -11,6 +11,9 @@ Every encoder maps its input to tokens of width ``hidden_dim``:
 - ``TextEncoder``: the subtask text as UTF-8 bytes (no vocabulary to download; any phrasing is
   representable), byte embeddings plus positions, then a small transformer encoder. Its tokens
   come with a padding mask.
+- ``PretrainedTextEncoder``: the subtask text through a frozen pretrained transformers text model
+  (e.g. a sentence-transformers model) from a local directory, its last hidden states projected
+  by a trainable linear layer; the same output as ``TextEncoder``.
 
 Example:
     >>> import torch
@@ -20,6 +23,9 @@ Example:
 """
 
 import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -142,3 +148,92 @@ class TextEncoder(nn.Module):
         padding[:, 0] = False  # an empty text still has one token to attend to
         tokens = self.bytes(byte_ids) + self.positions[: byte_ids.shape[1]]
         return self.encoder(tokens, src_key_padding_mask=padding), padding
+
+
+def load_text_model(path: str) -> tuple[Any, nn.Module]:
+    """The tokenizer and the model that transformers' ``AutoTokenizer`` / ``AutoModel`` load from
+    the local directory ``path`` (``DiTConfig.text_model``); a clear error when they cannot."""
+    if not Path(path).is_dir():
+        raise FileNotFoundError(
+            f"DiTConfig.text_model: {path!r} is not a directory; it must be a local directory "
+            "holding a transformers text model (config.json, weights, tokenizer files)"
+        )
+    try:
+        from transformers import AutoModel, AutoTokenizer  # only this option needs transformers
+    except ImportError as error:
+        raise ImportError(
+            f"DiTConfig.text_model={path!r} needs the transformers package "
+            "(pip install 'lerobot[transformers-dep]')"
+        ) from error
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"DiTConfig.text_model: could not load a transformers tokenizer and text model "
+            f"from {path!r}: {error}"
+        ) from error
+    return tokenizer, model
+
+
+class PretrainedTextEncoder(nn.Module):
+    """Texts (B strings) to tokens (B, L, hidden_dim) and a padding mask (B, L), True = padding,
+    through a frozen pretrained text model (``load_text_model``) and a trainable linear layer.
+
+    Each text is tokenised on its own (at most ``max_tokens`` tokens, the model's special tokens
+    included) and run through the model on its own, in the model's dtype (float32 as loaded), so
+    its last hidden states (tokens, model width) never depend on the other texts of the batch or
+    on autocast. Being
+    frozen, the model gives the same states for the same text every time: they are cached per
+    text (at most ``cache_size`` texts, the oldest forgotten first). The projected states are
+    right-padded to the longest text of the batch, so the padding mask is the tokenizer's
+    ``~attention_mask`` for the batch.
+
+    The model is a plain attribute, not a registered submodule: it is in neither
+    ``parameters()`` (optimiser, gradient clipping) nor ``state_dict()`` (checkpoints, EMA,
+    accelerate states), and ``train()`` leaves it in eval mode; ``to(device)`` and other casts
+    still reach it (``_apply``).
+    """
+
+    def __init__(self, path: str, hidden_dim: int, max_tokens: int, cache_size: int = 256):
+        super().__init__()
+        self.tokenizer, model = load_text_model(path)
+        object.__setattr__(self, "text_model", model.eval().requires_grad_(False))
+        self.project = nn.Linear(model.config.hidden_size, hidden_dim)
+        self.max_tokens = max_tokens
+        self.cache_size = cache_size
+        self.cached_states: dict[str, torch.Tensor] = {}
+
+    def _apply(
+        self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True
+    ) -> "PretrainedTextEncoder":
+        """Move or cast the frozen model with the module; cached states start anew."""
+        self.text_model._apply(fn)
+        self.cached_states.clear()
+        return super()._apply(fn, recurse)
+
+    def text_states(self, text: str) -> torch.Tensor:
+        """(tokens, model width) last hidden states of the frozen model for ``text``."""
+        states = self.cached_states.get(text)
+        # states made under torch.inference_mode cannot take part in a backward pass later
+        if states is not None and not (states.is_inference() and torch.is_grad_enabled()):
+            return states
+        device = self.project.weight.device
+        inputs = self.tokenizer(
+            text, truncation=True, max_length=self.max_tokens, return_tensors="pt"
+        )
+        with torch.no_grad(), torch.autocast(device.type, enabled=False):
+            output = self.text_model(**{name: ids.to(device) for name, ids in inputs.items()})
+        states = output.last_hidden_state[0]
+        if text not in self.cached_states and len(self.cached_states) >= self.cache_size:
+            del self.cached_states[next(iter(self.cached_states))]  # the oldest
+        self.cached_states[text] = states
+        return states
+
+    def forward(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        states = [self.text_states(text) for text in texts]
+        padded = nn.utils.rnn.pad_sequence(states, batch_first=True)  # (B, L, model width)
+        lengths = torch.tensor([len(s) for s in states], device=padded.device)
+        positions = torch.arange(padded.shape[1], device=padded.device)
+        padding = positions[None, :] >= lengths[:, None]
+        return self.project(padded.to(self.project.weight.dtype)), padding

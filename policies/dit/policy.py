@@ -15,8 +15,9 @@ Objectives, with x0 the normalised chunk and ε standard normal noise:
   the velocity x0 - ε; sampling integrates dx/ds from s = 0 (noise) to 1 with Euler steps.
 
 Observation tokens: per history step and camera, the image encoder's patch tokens; per step one
-joint-state token (and one object-state token when configured); the subtask text's byte tokens.
-Each token kind and history step gets a learned embedding added.
+joint-state token (and one object-state token when configured); the subtask text's tokens (its
+bytes, or a frozen pretrained text model's tokens with ``DiTConfig.text_model``). Each token kind
+and history step gets a learned embedding added.
 
 Example:
     policy = DiTPolicy(DiTConfig(cameras=("cam_high",)), loader.stats)
@@ -41,6 +42,7 @@ from kinema.datasets.stats import FeatureStats, load_stats, save_stats
 from kinema.policies.dit.config import ACTION, ENVIRONMENT_STATE, STATE, DiTConfig
 from kinema.policies.dit.encoders import (
     ImageEncoder,
+    PretrainedTextEncoder,
     TextEncoder,
     VectorEncoder,
     encode_text_bytes,
@@ -82,9 +84,15 @@ class DiTPolicy(nn.Module):
             {camera: ImageEncoder(dim, config.image_channels) for camera in config.cameras}
         )
         self.state_encoder = VectorEncoder(config.state_dim, dim)
-        self.text_encoder = TextEncoder(
-            dim, config.heads, config.text_layers, config.text_max_bytes, config.dropout
-        )
+        self.text_encoder: TextEncoder | PretrainedTextEncoder
+        if config.text_model is None:
+            self.text_encoder = TextEncoder(
+                dim, config.heads, config.text_layers, config.text_max_bytes, config.dropout
+            )
+        else:
+            self.text_encoder = PretrainedTextEncoder(
+                config.text_model, dim, config.text_max_tokens
+            )
         kinds = len(config.cameras) + 3  # cameras, state, object state, text
         self.kind_embedding = nn.Embedding(kinds, dim)
         self.step_embedding = nn.Embedding(config.observation_steps, dim)
@@ -161,8 +169,12 @@ class DiTPolicy(nn.Module):
             object_tokens = self.environment_encoder(objects.flatten(0, 1))
             object_tokens = object_tokens.view(batch_size, steps, -1)
             tokens.append(object_tokens + step_codes + self.kind_embedding.weight[state_kind + 1])
-        text_ids = encode_text_bytes(list(batch["task"]), config.text_max_bytes).to(device)
-        text_tokens, text_padding = self.text_encoder(text_ids)
+        texts = list(batch["task"])
+        if config.text_model is None:
+            text_ids = encode_text_bytes(texts, config.text_max_bytes).to(device)
+            text_tokens, text_padding = self.text_encoder(text_ids)
+        else:
+            text_tokens, text_padding = self.text_encoder(texts)
         tokens.append(text_tokens + self.kind_embedding.weight[state_kind + 2])
         observation = torch.cat(tokens, dim=1)
         padding = torch.zeros(observation.shape[:2], dtype=torch.bool, device=device)
@@ -290,7 +302,8 @@ class DiTPolicy(nn.Module):
 
     def save_pretrained(self, directory: Path) -> None:
         """Write config.json, model.safetensors, stats.json and a model card into ``directory``,
-        atomically: a reader sees the old checkpoint or the new one, never a mix."""
+        atomically: a reader sees the old checkpoint or the new one, never a mix. A pretrained
+        text model (``DiTConfig.text_model``) is not written: config.json records its path."""
         directory = Path(directory)
         staging = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
@@ -330,7 +343,8 @@ class DiTPolicy(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: Path, device: str | torch.device = "cpu") -> "DiTPolicy":
-        """The policy saved in the local ``directory`` by ``save_pretrained``."""
+        """The policy saved in the local ``directory`` by ``save_pretrained`` (a pretrained text
+        model is loaded again from the path config.json records)."""
         directory = Path(directory)
         for name in (CONFIG_FILE, WEIGHTS_FILE, STATS_FILE):
             if not (directory / name).exists():
@@ -363,8 +377,18 @@ def _with_history(values: np.ndarray, frame: tuple[int, ...], steps: int, name: 
 def model_card(policy: DiTPolicy) -> str:
     """A Hugging Face style model card: what the checkpoint is, its inputs, outputs and size."""
     config = policy.config
-    parameters = sum(p.numel() for p in policy.parameters())
+    parameters = sum(p.numel() for p in policy.parameters())  # a frozen text model is not one
     cameras = ", ".join(config.cameras) or "none"
+    encoder = policy.text_encoder
+    if isinstance(encoder, PretrainedTextEncoder):
+        frozen = sum(p.numel() for p in encoder.text_model.parameters())
+        text = (
+            f"subtask text (up to {config.text_max_tokens} tokens) through the frozen pretrained "
+            f"text model `{config.text_model}` ({frozen / 1e6:.2f} M parameters, not stored "
+            "here; loaded from that path) and a trained projection"
+        )
+    else:
+        text = f"subtask text (up to {config.text_max_bytes} UTF-8 bytes, a trained byte encoder)"
     return f"""---
 library_name: kinema
 tags: [robotics, diffusion-policy, dit, aloha, action-chunking]
@@ -379,10 +403,10 @@ A diffusion transformer that turns camera images, joint state and a subtask text
   ({config.sampler if config.objective == "diffusion" else "Euler"}).
 - Inputs: cameras {cameras} at {config.image_size[0]}×{config.image_size[1]},
   observation.state ({config.state_dim}), object state ({config.environment_state_dim} values),
-  {config.observation_steps} frame(s) of history, subtask text (UTF-8 bytes).
+  {config.observation_steps} frame(s) of history, {text}.
 - Network: {config.layers} DiT blocks, width {config.hidden_dim}, {config.heads} heads;
   adaLN-Zero (timestep + pooled observation) and cross-attention to observation tokens.
-- Parameters: {parameters / 1e6:.2f} M.
+- Parameters: {parameters / 1e6:.2f} M (trained, in `{WEIGHTS_FILE}`).
 
 Load with `kinema.policies.dit.policy.DiTPolicy.from_pretrained(path)`; normalisation statistics
 are in `{STATS_FILE}`, the configuration in `{CONFIG_FILE}`.
