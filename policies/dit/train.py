@@ -46,6 +46,7 @@ from tqdm import tqdm
 from kinema.datasets.augment import AugmentConfig
 from kinema.datasets.feature_map import FeatureMap
 from kinema.datasets.features import END_EFFECTOR_ACTION
+from kinema.datasets.info import read_info
 from kinema.datasets.loader import WindowConfig, WindowLoader
 from kinema.datasets.table import EpisodeTable
 from kinema.policies.dit.config import ACTION, ENVIRONMENT_STATE, IMAGE_PREFIX, STATE, DiTConfig
@@ -127,6 +128,25 @@ def policy_config_for(
     return DiTConfig.from_dict({**asdict(DiTConfig()), **derived, **overrides})
 
 
+def _served_features(
+    dataset: Path, feature_map: FeatureMap, cameras: list[str] | None
+) -> list[str] | None:
+    """The features to load: every observation and the action, with only ``cameras`` of the
+    dataset's cameras when they are given (an empty list trains a state-only policy and
+    decodes no video); None loads every feature."""
+    if cameras is None:
+        return None
+    wanted = {IMAGE_PREFIX + camera for camera in cameras}
+    served = feature_map.served_names(list(read_info(dataset)["features"]))
+    return [
+        name
+        for name in served
+        if name == ACTION
+        or (name.startswith("observation.") and not name.startswith(IMAGE_PREFIX))
+        or name in wanted
+    ]
+
+
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {
         key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
@@ -175,6 +195,7 @@ class _Run:
             config.dataset,
             window,
             feature_map,
+            _served_features(config.dataset, feature_map, overrides.get("cameras")),
             process_index=accelerator.process_index,
             process_count=accelerator.num_processes,
         )
