@@ -122,7 +122,7 @@ class AlohaEnv(gym.Env[Observation, np.ndarray]):
         self.sim.reset(HOME_POSE)
         self.episode = self.task.reset(self.sim, self.np_random)
         self.sim.forward()
-        return self._observation(), self._info()
+        return self.observation(), self.task_info()
 
     def step(self, action: np.ndarray) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         if self.episode is None:
@@ -148,9 +148,9 @@ class AlohaEnv(gym.Env[Observation, np.ndarray]):
         return self._transition()
 
     def _transition(self) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
-        info = self._info()
+        info = self.task_info()
         terminated = self.terminate_on_success and info["is_success"]
-        return self._observation(), float(info["stage"]), terminated, False, info
+        return self.observation(), float(info["stage"]), terminated, False, info
 
     def render(self) -> np.ndarray | None:
         if self._view_renderer is None:
@@ -163,7 +163,8 @@ class AlohaEnv(gym.Env[Observation, np.ndarray]):
                 renderer.close()
         self._camera_renderer = self._view_renderer = None
 
-    def _observation(self) -> Observation:
+    def observation(self) -> Observation:
+        """The observation of the present state (as ``reset`` and ``step`` return it)."""
         state = np.clip(self.sim.joint_state(), ACTION_LOW, ACTION_HIGH).astype(np.float32)
         observation = {
             STATE_KEY: state,
@@ -174,7 +175,8 @@ class AlohaEnv(gym.Env[Observation, np.ndarray]):
                 observation[IMAGE_KEY_PREFIX + camera] = image
         return observation
 
-    def _info(self) -> dict[str, Any]:
+    def task_info(self) -> dict[str, Any]:
+        """The ``info`` of the present state (as ``reset`` and ``step`` return it)."""
         assert self.episode is not None
         stage = self.task.stage(self.sim)
         return {
