@@ -17,8 +17,8 @@ arm rather than pulling it back hard.
 
 ``SafeRobot`` wraps any ``Robot``: each ``command()`` reads the present position
 (``read_position()``), filters and forwards; a watchdog thread holds the robot when commands
-stop coming and switches the torque off when they stay away; ``emergency_stop()`` latches until the next ``connect()``.
-Each intervention is logged and kept in ``SafeRobot.interventions``.
+stop coming and switches the torque off when they stay away; ``emergency_stop()`` latches
+until the next ``connect()``. Each intervention is logged and kept in ``SafeRobot.interventions``.
 
 Example:
     >>> from kinema.hardware.sim_robot import SimRobot
