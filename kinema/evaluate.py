@@ -1,11 +1,12 @@
 """``kinema eval``: a trained policy's success rate in simulation, through the cerebellum.
 
-Each episode: the environment is reset with a seed; every 50 Hz frame the chunk executor gives
+Each episode: a simulated robot (``SimRobot``) is connected with the episode's seed and the
+control loop of ``kinema.control_loop`` drives it: every 50 Hz frame the chunk executor gives
 the frame's action from the policy's chunks (predicted from the observation history and the text
-of the subtask in progress); the cerebellum turns the coming actions into ten 2 ms servo
-commands, and the simulation steps. Joint-space actions go through the joint cerebellum (the MPC
-follows the next 0.4 s under the joint limits, then the safety pass); end-effector actions
-through the end-effector one (the WBC places the grippers 0.4 s ahead, the MPC follows).
+of the subtask in progress), and the cerebellum turns the coming actions into ten 2 ms servo
+commands. Joint-space actions go through the joint cerebellum (the MPC follows the next 0.4 s
+under the joint limits, then the safety pass); end-effector actions through the end-effector
+one (the WBC places the grippers 0.4 s ahead, the MPC follows).
 The episode ends on success or at the task's step limit.
 
 Reported per task: the success rate with its 95 % Wilson interval, the mean fraction of the
@@ -26,29 +27,25 @@ Example:
 import json
 import math
 import time
-from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-import mujoco
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from kinema.aloha import JOINT_INDICES
-from kinema.controllers.action_spaces import END_EFFECTOR_POSITION_INDICES, end_effector_targets
-from kinema.controllers.cerebellum import EndEffectorCerebellum, JointCerebellum
-from kinema.controllers.mpc import sample_chunk
+from kinema.control_loop import run_episode
 from kinema.datasets.record import subtask_text
+from kinema.hardware.robot import RobotObservation
+from kinema.hardware.sim_robot import SimRobot, SimRobotConfig
 from kinema.policies.dit.config import DiTConfig
 from kinema.policies.dit.policy import CONFIG_FILE, DiTPolicy
-from kinema.policies.executor import ChunkExecutor, ExecutorConfig
-from kinema.sim import env_id
-from kinema.sim.simulation import CONTROL_DT_S, PHYSICS_STEPS_PER_CONTROL
+from kinema.policies.executor import ExecutorConfig
+from kinema.sim.simulation import CONTROL_DT_S
+from kinema.sim.tasks import make_task
 from kinema.video import Mp4Writer, mosaic
 
 
@@ -90,71 +87,6 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-class _JointDriver:
-    """Joint-space chunks → servo commands: the MPC follows the next 0.4 s of actions."""
-
-    def __init__(self, model: mujoco.MjModel):
-        self.cerebellum = JointCerebellum(model)
-        self.lookahead_frames = self.cerebellum.config.mpc.horizon_steps + 1
-
-    def reset(self, configuration: np.ndarray) -> None:
-        self.cerebellum.reset(configuration)
-
-    def commands(self, upcoming: np.ndarray) -> np.ndarray:
-        """The frame's ``PHYSICS_STEPS_PER_CONTROL`` commands; ``upcoming[k]`` is the action
-        for the end of the k-th frame from now."""
-        mpc = self.cerebellum.config.mpc
-        commands = []
-        for tick in range(PHYSICS_STEPS_PER_CONTROL):
-            reference = sample_chunk(
-                upcoming, CONTROL_DT_S, CONTROL_DT_S, tick * mpc.tick_dt_s, mpc
-            )
-            commands.append(self.cerebellum.tick(reference).position)
-        return np.stack(commands)
-
-
-class _EndEffectorDriver:
-    """End-effector chunks → servo commands: each tick the cerebellum gets the gripper poses
-    wanted one look-ahead horizon (0.4 s) later, interpolated between the chunk's actions
-    (positions and 6-D rotations linearly, then re-orthonormalised)."""
-
-    def __init__(self, model: mujoco.MjModel):
-        self.cerebellum = EndEffectorCerebellum(model)
-        mpc = self.cerebellum.config.mpc
-        self.horizon_s = mpc.horizon_steps * mpc.horizon_dt_s
-        self.lookahead_frames = mpc.horizon_steps + 2
-
-    def reset(self, configuration: np.ndarray) -> None:
-        self.cerebellum.reset(configuration)
-
-    def commands(self, upcoming: np.ndarray) -> np.ndarray:
-        """As ``_JointDriver.commands``, for (frames, 20) end-effector actions."""
-        tick_s = self.cerebellum.config.mpc.tick_dt_s
-        commands = []
-        for tick in range(PHYSICS_STEPS_PER_CONTROL):
-            position = (tick * tick_s + self.horizon_s) / CONTROL_DT_S - 1.0
-            below = int(np.clip(np.floor(position), 0, len(upcoming) - 2))
-            fraction = float(np.clip(position - below, 0.0, 1.0))
-            row = (1 - fraction) * upcoming[below] + fraction * upcoming[below + 1]
-            left, right, openings = end_effector_targets(row)
-            commands.append(self.cerebellum.tick(left, right, openings).position)
-        return np.stack(commands)
-
-
-class _History:
-    """The last n observations, stacked per feature ((n, ...) arrays); the first is repeated
-    to fill the history at the start of an episode."""
-
-    def __init__(self, steps: int):
-        self.frames: deque[dict[str, np.ndarray]] = deque(maxlen=steps)
-
-    def push(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if not self.frames:
-            self.frames.extend([observation] * self.frames.maxlen)
-        self.frames.append(observation)
-        return {key: np.stack([frame[key] for frame in self.frames]) for key in observation}
-
-
 def run_policy_episode(
     policy: DiTPolicy,
     task: str,
@@ -164,71 +96,43 @@ def run_policy_episode(
 ) -> dict[str, Any]:
     """One seeded episode of ``policy`` on ``task`` (see the module docstring); its figures."""
     config = policy.config
-    env = gym.make(
-        env_id(task), cameras=list(config.cameras), image_size=config.image_size
-    ).unwrapped
-    observation, info = env.reset(seed=seed)
-    driver = (
-        _EndEffectorDriver(env.sim.model)
-        if config.action_space == "end_effector"
-        else _JointDriver(env.sim.model)
+    robot = SimRobot(
+        SimRobotConfig(task=task, seed=seed, cameras=config.cameras, image_size=config.image_size)
     )
-    driver.reset(observation["observation.state"])
-    history = _History(config.observation_steps)
-    generator = torch.Generator().manual_seed(seed)
-    inference_s: list[float] = []
-    current = {"info": info}
-
-    def predict(stacked: dict, prefix: np.ndarray | None) -> np.ndarray:
-        start = time.perf_counter()
-        chunk = policy.predict_chunk(
-            stacked, subtask_text(current["info"]), generator=generator, prefix=prefix
-        )
-        inference_s.append(time.perf_counter() - start)
-        return chunk.actions
-
-    executor = ChunkExecutor(predict, executor_config)
-    executed = []
-    stages = [info["stage"]]
     writer = Mp4Writer(video, fps=round(1 / CONTROL_DT_S)) if video is not None else None
+
+    def film(observation: RobotObservation, info: dict[str, Any] | None) -> None:
+        assert writer is not None and info is not None
+        caption = (
+            f"{subtask_text(info)}  |  stage {info['stage']}/{info['max_stage']}  |  "
+            f"{executor_config.mode}"
+        )
+        writer.write(mosaic(observation.images, caption, columns=len(observation.images)))
+
     try:
-        for frame in range(env.task.max_episode_steps):
-            stacked = history.push(observation)
-            upcoming = executor.actions(stacked, frame, driver.lookahead_frames)
-            executed.append(upcoming[0])
-            commands = driver.commands(upcoming)
-            observation, _, terminated, _, info = env.step_ticks(commands)
-            current["info"] = info
-            stages.append(info["stage"])
-            if writer is not None:
-                images = {
-                    camera: observation[f"observation.images.{camera}"] for camera in config.cameras
-                }
-                caption = (
-                    f"{subtask_text(info)}  |  stage {info['stage']}/{info['max_stage']}  |  "
-                    f"{executor_config.mode}"
-                )
-                writer.write(mosaic(images, caption, columns=len(images)))
-            if terminated:
-                break
+        with robot:
+            result = run_episode(
+                robot,
+                policy,
+                executor_config,
+                max_frames=make_task(task).max_episode_steps,
+                task_info=robot.task_info,
+                generator=torch.Generator().manual_seed(seed),
+                on_frame=film if writer is not None else None,
+            )
     finally:
         if writer is not None:
             writer.close()
-        env.close()
-    moving = JOINT_INDICES if config.action_space == "joint" else END_EFFECTOR_POSITION_INDICES
-    trajectory = np.stack(executed)[:, moving]
-    jumps = np.abs(np.diff(trajectory, axis=0)).max(axis=1) if len(trajectory) > 1 else np.zeros(0)
-    handovers = [f - 1 for f in executor.handover_frames if 0 < f < len(trajectory)]
-    elsewhere = np.delete(jumps, handovers) if len(jumps) else jumps
+    handover_jump, step_jump = result.jumps(config.action_space)
     return {
         "seed": seed,
-        "success": bool(info["is_success"]),
-        "frames": len(executed),
-        "stage_fraction": max(stages) / info["max_stage"],
-        "handover_jump": float(jumps[handovers].max()) if handovers else 0.0,
-        "step_jump": float(np.median(elsewhere)) if len(elsewhere) else 0.0,
-        "predictions": executor.predictions,
-        "inference_ms": 1e3 * float(np.median(inference_s)) if inference_s else 0.0,
+        "success": bool(result.success),
+        "frames": result.frames,
+        "stage_fraction": result.stage_fraction,
+        "handover_jump": handover_jump,
+        "step_jump": step_jump,
+        "predictions": result.predictions,
+        "inference_ms": float(np.median(result.inference_ms)) if result.inference_ms else 0.0,
     }
 
 

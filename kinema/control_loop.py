@@ -1,0 +1,242 @@
+"""The control loop every rollout runs: policy → chunk executor → cerebellum → robot.
+
+Every 50 Hz frame (``CONTROL_DT_S`` = 20 ms):
+
+1. the robot is observed, and the last n observations are stacked (the policy's history);
+2. the chunk executor gives the frame's action and the ones after it, from the policy's chunks
+   (predicted from the history and the text of the subtask in progress);
+3. the cerebellum turns them into ten commands, one per 2 ms tick (500 Hz): the joint
+   cerebellum (MPC over the next 0.4 s, then the safety QP) for joint actions, the end-effector
+   one (WBC 0.4 s ahead, then the MPC) for end-effector actions;
+4. the robot gets every k-th of them, k = 500 Hz / ``command_hz`` (a simulated robot takes all
+   ten; ALOHA's followers take one per frame at 50 Hz), each held for 1 / command_hz seconds.
+
+The loop knows only the ``Robot`` interface; which robot it drives (simulation, emulated or
+real arms, with or without the safety layer) is the caller's choice. With ``pace=True`` each
+frame starts 20 ms after the previous one on the wall clock (real arms); without, the loop runs
+as fast as the robot answers (a simulation that advances with each command).
+
+Example:
+    with SimRobot(SimRobotConfig(task="TransferCube", seed=3)) as robot:
+        result = run_episode(robot, policy, ExecutorConfig(), task_info=robot.task_info)
+    result.success, result.frames
+"""
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mujoco
+import numpy as np
+import torch
+
+from kinema.aloha import JOINT_INDICES
+from kinema.controllers.action_spaces import END_EFFECTOR_POSITION_INDICES, end_effector_targets
+from kinema.controllers.cerebellum import EndEffectorCerebellum, JointCerebellum
+from kinema.controllers.mpc import sample_chunk
+from kinema.hardware.robot import Robot, RobotObservation
+from kinema.policies.dit.policy import DiTPolicy
+from kinema.policies.executor import ChunkExecutor, ExecutorConfig
+from kinema.sim.env import subtask_in_progress
+from kinema.sim.model import build_model
+from kinema.sim.simulation import CONTROL_DT_S, PHYSICS_STEPS_PER_CONTROL
+from kinema.types import JointCommand
+
+TICK_HZ = PHYSICS_STEPS_PER_CONTROL / CONTROL_DT_S
+"""The cerebellum's rate: 500 ticks per second."""
+
+TaskInfo = Callable[[], dict[str, Any]]
+"""Gives the task's state (``is_success``, ``stage``, ``max_stage``, ``subtasks``,
+``subtasks_done``), as ``AlohaEnv``'s info holds it."""
+
+FrameCallback = Callable[[RobotObservation, dict[str, Any] | None], None]
+
+
+class JointDriver:
+    """Joint-space chunks → 500 Hz commands: the MPC follows the next 0.4 s of actions."""
+
+    def __init__(self, model: mujoco.MjModel):
+        self.cerebellum = JointCerebellum(model)
+        self.lookahead_frames = self.cerebellum.config.mpc.horizon_steps + 1
+
+    def reset(self, configuration: np.ndarray) -> None:
+        self.cerebellum.reset(configuration)
+
+    def commands(self, upcoming: np.ndarray) -> list[JointCommand]:
+        """The frame's ``PHYSICS_STEPS_PER_CONTROL`` commands; ``upcoming[k]`` is the action
+        for the end of the k-th frame from now."""
+        mpc = self.cerebellum.config.mpc
+        return [
+            self.cerebellum.tick(
+                sample_chunk(upcoming, CONTROL_DT_S, CONTROL_DT_S, tick * mpc.tick_dt_s, mpc)
+            )
+            for tick in range(PHYSICS_STEPS_PER_CONTROL)
+        ]
+
+
+class EndEffectorDriver:
+    """End-effector chunks → 500 Hz commands: each tick the cerebellum gets the gripper poses
+    wanted one look-ahead horizon (0.4 s) later, interpolated between the chunk's actions
+    (positions and 6-D rotations linearly, then re-orthonormalised)."""
+
+    def __init__(self, model: mujoco.MjModel):
+        self.cerebellum = EndEffectorCerebellum(model)
+        mpc = self.cerebellum.config.mpc
+        self.horizon_s = mpc.horizon_steps * mpc.horizon_dt_s
+        self.lookahead_frames = mpc.horizon_steps + 2
+
+    def reset(self, configuration: np.ndarray) -> None:
+        self.cerebellum.reset(configuration)
+
+    def commands(self, upcoming: np.ndarray) -> list[JointCommand]:
+        """As ``JointDriver.commands``, for (frames, 20) end-effector actions."""
+        tick_s = self.cerebellum.config.mpc.tick_dt_s
+        commands = []
+        for tick in range(PHYSICS_STEPS_PER_CONTROL):
+            position = (tick * tick_s + self.horizon_s) / CONTROL_DT_S - 1.0
+            below = int(np.clip(np.floor(position), 0, len(upcoming) - 2))
+            fraction = float(np.clip(position - below, 0.0, 1.0))
+            row = (1 - fraction) * upcoming[below] + fraction * upcoming[below + 1]
+            left, right, openings = end_effector_targets(row)
+            commands.append(self.cerebellum.tick(left, right, openings))
+        return commands
+
+
+def make_driver(action_space: str, model: mujoco.MjModel) -> JointDriver | EndEffectorDriver:
+    """The cerebellum driver for the policy's action space ("joint" or "end_effector")."""
+    return EndEffectorDriver(model) if action_space == "end_effector" else JointDriver(model)
+
+
+class ObservationHistory:
+    """The last n observations, stacked per feature ((n, ...) arrays); the first is repeated
+    to fill the history at the start of an episode."""
+
+    def __init__(self, steps: int):
+        self.frames: deque[dict[str, np.ndarray]] = deque(maxlen=steps)
+
+    def push(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self.frames:
+            self.frames.extend([observation] * self.frames.maxlen)
+        self.frames.append(observation)
+        return {key: np.stack([frame[key] for frame in self.frames]) for key in observation}
+
+
+def command_stride(command_hz: float) -> int:
+    """k: a robot taking ``command_hz`` commands per second gets every k-th of the cerebellum's
+    500 Hz commands (k = 500 Hz / command_hz, which must divide the ten ticks of a frame)."""
+    stride = TICK_HZ / command_hz
+    if not np.isclose(stride, round(stride)) or PHYSICS_STEPS_PER_CONTROL % round(stride):
+        raise ValueError(
+            f"command_hz must be 500 Hz / k with k dividing {PHYSICS_STEPS_PER_CONTROL} (50, 100, "
+            f"250 or 500 Hz), got {command_hz}"
+        )
+    return round(stride)
+
+
+@dataclass
+class EpisodeResult:
+    """What one rollout did.
+
+    Attributes:
+        success: the task succeeded (None when nothing tells: a real robot without a monitor).
+        frames: 50 Hz frames run.
+        stage_fraction: the largest stage reached over the task's stages (None as above).
+        executed: (frames, A) the executed action of each frame.
+        handover_frames: frames where a new chunk took over.
+        predictions: chunks predicted.
+        inference_ms: each prediction's time, milliseconds.
+        late_frames: frames that began later than their 20 ms slot (``pace=True`` only).
+    """
+
+    success: bool | None
+    frames: int
+    stage_fraction: float | None
+    executed: np.ndarray
+    handover_frames: list[int]
+    predictions: int
+    inference_ms: list[float] = field(default_factory=list)
+    late_frames: int = 0
+
+    def jumps(self, action_space: str) -> tuple[float, float]:
+        """(largest frame-to-frame change at chunk hand-overs, median change elsewhere) of the
+        executed actions: arm joints in rad (joint actions) or gripper positions in m."""
+        moving = JOINT_INDICES if action_space == "joint" else END_EFFECTOR_POSITION_INDICES
+        trajectory = self.executed[:, moving]
+        if len(trajectory) < 2:
+            return 0.0, 0.0
+        jumps = np.abs(np.diff(trajectory, axis=0)).max(axis=1)
+        handovers = [f - 1 for f in self.handover_frames if 0 < f < len(trajectory)]
+        elsewhere = np.delete(jumps, handovers)
+        return (
+            float(jumps[handovers].max()) if handovers else 0.0,
+            float(np.median(elsewhere)) if len(elsewhere) else 0.0,
+        )
+
+
+def run_episode(
+    robot: Robot,
+    policy: DiTPolicy,
+    executor_config: ExecutorConfig,
+    max_frames: int,
+    task_info: TaskInfo | None = None,
+    instruction: str = "",
+    generator: torch.Generator | None = None,
+    pace: bool = False,
+    on_frame: FrameCallback | None = None,
+) -> EpisodeResult:
+    """Run ``policy`` on the connected ``robot`` for up to ``max_frames`` frames (module
+    docstring). The subtask text is the task's subtask in progress when ``task_info`` is given
+    (the episode then ends on success), else ``instruction``."""
+    stride = command_stride(robot.description.command_hz)
+    driver = make_driver(policy.config.action_space, build_model(""))
+    observation = robot.observe()
+    driver.reset(observation.position)
+    history = ObservationHistory(policy.config.observation_steps)
+    info = task_info() if task_info is not None else None
+    inference_ms: list[float] = []
+
+    def predict(stacked: dict, prefix: np.ndarray | None) -> np.ndarray:
+        subtask = subtask_in_progress(info) if info is not None else None
+        text = subtask.text if subtask is not None else instruction
+        start = time.perf_counter()
+        chunk = policy.predict_chunk(stacked, text, generator=generator, prefix=prefix)
+        inference_ms.append(1e3 * (time.perf_counter() - start))
+        return chunk.actions
+
+    executor = ChunkExecutor(predict, executor_config)
+    executed, stages, late = [], [], 0
+    next_frame_s = time.monotonic()
+    for frame in range(max_frames):
+        stacked = history.push(observation.as_policy_input())
+        upcoming = executor.actions(stacked, frame, driver.lookahead_frames)
+        executed.append(upcoming[0])
+        commands = driver.commands(upcoming)
+        for command in commands[stride - 1 :: stride]:
+            robot.command(command)
+        if pace:
+            next_frame_s += CONTROL_DT_S
+            wait_s = next_frame_s - time.monotonic()
+            if wait_s > 0:
+                time.sleep(wait_s)
+            else:
+                late += 1
+        observation = robot.observe()
+        if task_info is not None:
+            info = task_info()
+            stages.append(info["stage"] / info["max_stage"])
+        if on_frame is not None:
+            on_frame(observation, info)
+        if info is not None and info["is_success"]:
+            break
+    return EpisodeResult(
+        success=bool(info["is_success"]) if info is not None else None,
+        frames=len(executed),
+        stage_fraction=max(stages) if stages else None,
+        executed=np.stack(executed),
+        handover_frames=list(executor.handover_frames),
+        predictions=executor.predictions,
+        inference_ms=inference_ms,
+        late_frames=late,
+    )
