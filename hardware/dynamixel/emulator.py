@@ -25,6 +25,10 @@ Motion is left to an owner (a simulation, or a test): :meth:`DynamixelEmulator.o
 each Goal_Position written and :meth:`DynamixelEmulator.set_present_position` sets what
 Present_Position reads. Without an owner, writing Goal_Position with torque enabled moves
 Present_Position there at once; with torque disabled it does not move.
+
+:meth:`DynamixelEmulator.on_instruction` lets an owner follow the traffic itself (e.g. to advance a
+simulation in lockstep with the driver's sync writes): it learns each instruction packet once it has
+been fully handled, its status packets written, and before the next packet is handled.
 """
 
 import logging
@@ -63,6 +67,17 @@ GoalCallback = Callable[[int, int], None]
 """Called as ``callback(servo_id, goal_ticks)`` on the emulator thread after each write that
 touches Goal_Position, before the next instruction packet is handled; an exception it raises is
 logged and the emulator goes on serving."""
+
+InstructionCallback = Callable[[Instruction | int, tuple[int, ...], int | None], None]
+"""Called as ``callback(instruction, ids, address)`` on the emulator thread for every instruction
+packet with a valid CRC (also one that no servo acts on: dead or unknown ID), after it has been
+fully handled (its Goal_Position writes reported to ``on_goal``, its status packets written) and
+before the next packet is handled; the emulator serves nothing else while the callback runs.
+``instruction`` is the :class:`Instruction` (the plain byte if unknown); ``ids`` are the servo IDs
+the packet addresses: those listed in a SYNC_READ or SYNC_WRITE, else the packet's ID
+(``BROADCAST_ID`` for a broadcast); ``address`` is the control-table address of a READ, WRITE,
+SYNC_READ or SYNC_WRITE, None for other instructions. An exception it raises is logged and the
+emulator goes on serving."""
 
 _GOAL = BY_NAME["Goal_Position"]
 _PRESENT = BY_NAME["Present_Position"]
@@ -152,6 +167,7 @@ class DynamixelEmulator:
         self._config = config
         self._rng = random.Random(config.seed)
         self._owner: GoalCallback | None = None
+        self._watcher: InstructionCallback | None = None
         self._stats = EmulatorStats()
         self._parser = PacketParser()
         self._stopping = threading.Event()
@@ -245,6 +261,13 @@ class DynamixelEmulator:
         with self._lock:
             self._owner = callback
 
+    def on_instruction(self, callback: InstructionCallback | None) -> None:
+        """Calls ``callback`` after each instruction packet is handled (see
+        :data:`InstructionCallback`); ``None`` removes it. It does not change what the servos
+        do."""
+        with self._lock:
+            self._watcher = callback
+
     def set_present_position(self, servo_id: int, ticks: int) -> None:
         """Sets what Present_Position (signed 32-bit, ticks) of ``servo_id`` reads."""
         with self._lock:
@@ -304,22 +327,28 @@ class DynamixelEmulator:
                 self._handle(master, packet)
 
     def _handle(self, master: int, packet: Packet) -> None:
-        """Applies one instruction packet, reports goals to the owner, then answers."""
+        """Applies one instruction packet, reports goals to the owner, answers, then reports the
+        packet to the ``on_instruction`` callback."""
         with self._lock:
             self._stats = replace(self._stats, received=self._stats.received + 1)
             outcome = self._apply(packet)
-            owner, latency_s = self._owner, self._config.latency_s
+            owner, watcher = self._owner, self._watcher
+            latency_s = self._config.latency_s
         if owner is not None:
             for servo_id, ticks in outcome.goals:
                 try:
                     owner(servo_id, ticks)
                 except Exception:
                     logger.exception("on_goal callback failed for servo %d", servo_id)
-        if not outcome.statuses:
-            return
-        if latency_s > 0.0 and self._stopping.wait(latency_s):
-            return
-        _write_all(master, self._with_faults(outcome.statuses))
+        if outcome.statuses:
+            if latency_s > 0.0 and self._stopping.wait(latency_s):
+                return
+            _write_all(master, self._with_faults(outcome.statuses))
+        if watcher is not None:
+            try:
+                watcher(*_addressing(packet))
+            except Exception:
+                logger.exception("on_instruction callback failed for %s", packet)
 
     def _with_faults(self, statuses: list[tuple[int, int, bytes]]) -> bytes:
         """The wire bytes of the status packets ``(id, error, data)``, back to back, each dropped
@@ -463,6 +492,25 @@ class DynamixelEmulator:
             if self._owner is None and read_value(memory, _TORQUE) != 0:
                 write_value(memory, _PRESENT, goal)
         return StatusError.NONE
+
+
+def _addressing(packet: Packet) -> tuple[Instruction | int, tuple[int, ...], int | None]:
+    """The ``(instruction, ids, address)`` that :data:`InstructionCallback` reports for
+    ``packet``."""
+    params = packet.params
+    try:
+        instruction: Instruction | int = Instruction(packet.instruction)
+    except ValueError:
+        instruction = packet.instruction
+    if instruction == Instruction.SYNC_READ:
+        ids = tuple(params[4:])
+    elif instruction == Instruction.SYNC_WRITE and len(params) >= 4:
+        ids = tuple(params[4 :: _u16(params, 2) + 1])
+    else:
+        ids = (packet.servo_id,)
+    addressed = (Instruction.READ, Instruction.WRITE, Instruction.SYNC_READ, Instruction.SYNC_WRITE)
+    address = _u16(params, 0) if instruction in addressed and len(params) >= 2 else None
+    return instruction, ids, address
 
 
 def _u16(params: bytes, offset: int) -> int:
