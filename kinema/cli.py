@@ -3,6 +3,10 @@ explains each."""
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kinema.policies.executor import ExecutorConfig
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -130,18 +134,30 @@ def _train(args: argparse.Namespace) -> None:
     print(json.dumps(train(config, overrides)))
 
 
-def _eval(args: argparse.Namespace) -> None:
-    import json
-
-    from kinema.evaluate import EvalConfig, evaluate
+def _executor_config(args: argparse.Namespace) -> "ExecutorConfig":
     from kinema.policies.executor import ExecutorConfig
 
-    executor = ExecutorConfig(
+    return ExecutorConfig(
         mode=args.executor,
         executed_steps=args.executed_steps,
         latency_steps=args.latency_steps,
         blend_steps=args.blend_steps,
     )
+
+
+def _add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--executor", choices=["chunk", "ensemble", "rtc"], default="rtc")
+    parser.add_argument("--executed-steps", type=int, default=25)
+    parser.add_argument("--latency-steps", type=int, default=3, help="rtc: frames")
+    parser.add_argument("--blend-steps", type=int, default=8, help="rtc: frames")
+
+
+def _eval(args: argparse.Namespace) -> None:
+    import json
+
+    from kinema.evaluate import EvalConfig, evaluate
+
+    executor = _executor_config(args)
     for task in args.task:
         config = EvalConfig(
             policy=args.policy,
@@ -155,6 +171,27 @@ def _eval(args: argparse.Namespace) -> None:
             out=args.out,
         )
         print(json.dumps(evaluate(config)))
+
+
+def _deploy(args: argparse.Namespace) -> None:
+    import json
+
+    from kinema.deploy import DeployConfig, deploy
+
+    config = DeployConfig(
+        policy=args.policy,
+        robot=args.robot,
+        task=args.task,
+        first_seed=args.first_seed,
+        episodes=args.episodes,
+        ports=tuple(args.ports) if args.ports else None,
+        calibration=args.calibration,
+        cameras=dict(camera.split("=", 1) for camera in args.camera),
+        instruction=args.instruction,
+        seconds=args.seconds,
+        executor=_executor_config(args),
+    )
+    print(json.dumps(deploy(config)))
 
 
 def _tasks(args: argparse.Namespace) -> None:
@@ -370,14 +407,38 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--episodes", type=int, default=50)
     evaluation.add_argument("--first-seed", type=int, default=100_000)
     evaluation.add_argument("--workers", type=int, default=2)
-    evaluation.add_argument("--executor", choices=["chunk", "ensemble", "rtc"], default="rtc")
-    evaluation.add_argument("--executed-steps", type=int, default=25)
-    evaluation.add_argument("--latency-steps", type=int, default=3, help="rtc: frames")
-    evaluation.add_argument("--blend-steps", type=int, default=8, help="rtc: frames")
+    _add_executor_arguments(evaluation)
     evaluation.add_argument("--inference-steps", type=int, default=None)
     evaluation.add_argument("--videos", type=int, default=2, help="episodes to film")
     evaluation.add_argument("--out", type=Path, default=Path("outputs/eval"))
     evaluation.set_defaults(run=_eval)
+
+    deployment = commands.add_parser(
+        "deploy",
+        help="run a policy on a robot: simulated, emulated ALOHA buses, or real arms",
+        description="policy → cerebellum → safety layer → robot. --robot sim: the MuJoCo robot; "
+        "--robot emulated: the ALOHA driver stack on emulated Dynamixel buses moved by MuJoCo; "
+        "--robot aloha: real follower arms (space on the terminal stops them). Prints one JSON "
+        "line: success_rate (simulation), safety interventions, inference time.",
+    )
+    deployment.add_argument("--policy", type=Path, required=True, help="save_pretrained folder")
+    deployment.add_argument("--robot", choices=["sim", "emulated", "aloha"], default="sim")
+    deployment.add_argument("--task", default="TransferCube", help="simulated task")
+    deployment.add_argument("--first-seed", type=int, default=100_000)
+    deployment.add_argument("--episodes", type=int, default=1, help="simulated episodes")
+    deployment.add_argument("--ports", nargs=2, metavar=("LEFT", "RIGHT"), help="follower buses")
+    deployment.add_argument("--calibration", type=Path, help="the arms' calibration JSON")
+    deployment.add_argument(
+        "--camera",
+        action="append",
+        default=[],
+        metavar="NAME=DEVICE",
+        help="an OpenCV camera, e.g. cam_high=/dev/video0 or cam_high=0; repeatable",
+    )
+    deployment.add_argument("--instruction", default="", help="subtask text on real arms")
+    deployment.add_argument("--seconds", type=float, default=30.0, help="episode length, arms")
+    _add_executor_arguments(deployment)
+    deployment.set_defaults(run=_deploy)
 
     tasks = commands.add_parser(
         "tasks",

@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import mujoco
 import numpy as np
@@ -37,12 +37,12 @@ from kinema.controllers.action_spaces import END_EFFECTOR_POSITION_INDICES, end_
 from kinema.controllers.cerebellum import EndEffectorCerebellum, JointCerebellum
 from kinema.controllers.mpc import sample_chunk
 from kinema.hardware.robot import Robot, RobotObservation
-from kinema.policies.dit.policy import DiTPolicy
+from kinema.policies.dit.config import DiTConfig
 from kinema.policies.executor import ChunkExecutor, ExecutorConfig
 from kinema.sim.env import subtask_in_progress
 from kinema.sim.model import build_model
 from kinema.sim.simulation import CONTROL_DT_S, PHYSICS_STEPS_PER_CONTROL
-from kinema.types import JointCommand
+from kinema.types import ActionChunk, JointCommand
 
 TICK_HZ = PHYSICS_STEPS_PER_CONTROL / CONTROL_DT_S
 """The cerebellum's rate: 500 ticks per second."""
@@ -52,6 +52,22 @@ TaskInfo = Callable[[], dict[str, Any]]
 ``subtasks_done``), as ``AlohaEnv``'s info holds it."""
 
 FrameCallback = Callable[[RobotObservation, dict[str, Any] | None], None]
+
+
+class ChunkPolicy(Protocol):
+    """What the loop needs of a policy (``DiTPolicy`` is one): its configuration (the action
+    space and the observation history it wants) and one chunk per call."""
+
+    config: DiTConfig
+
+    def predict_chunk(
+        self,
+        observation: dict[str, np.ndarray],
+        subtask: str,
+        time_s: float = 0.0,
+        generator: torch.Generator | None = None,
+        prefix: np.ndarray | None = None,
+    ) -> ActionChunk: ...
 
 
 class JointDriver:
@@ -177,7 +193,7 @@ class EpisodeResult:
 
 def run_episode(
     robot: Robot,
-    policy: DiTPolicy,
+    policy: ChunkPolicy,
     executor_config: ExecutorConfig,
     max_frames: int,
     task_info: TaskInfo | None = None,
@@ -201,7 +217,9 @@ def run_episode(
         subtask = subtask_in_progress(info) if info is not None else None
         text = subtask.text if subtask is not None else instruction
         start = time.perf_counter()
-        chunk = policy.predict_chunk(stacked, text, generator=generator, prefix=prefix)
+        chunk = policy.predict_chunk(
+            stacked, text, observation.timestamp_s, generator=generator, prefix=prefix
+        )
         inference_ms.append(1e3 * (time.perf_counter() - start))
         return chunk.actions
 

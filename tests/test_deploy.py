@@ -1,0 +1,181 @@
+"""``kinema deploy``: the control loop on the simulated robot and on ALOHA's driver stack over
+emulated Dynamixel buses, with the safety layer checked at the servos."""
+
+import json
+import math
+import threading
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from safety_checks import fuzz_commands
+from test_dit_policy import TINY
+
+from kinema.aloha import ACTION_HIGH, ACTION_LOW
+from kinema.cli import main
+from kinema.datasets.feature_map import FeatureMap
+from kinema.datasets.loader import WindowConfig, WindowLoader
+from kinema.deploy import DeployConfig, deploy
+from kinema.hardware.aloha_robot import FOLLOWER_MOTORS, PRIMARIES, AlohaConfig, AlohaRobot
+from kinema.hardware.calibration import ARM_JOINTS, GRIPPER, TICKS_PER_TURN
+from kinema.hardware.emulated_aloha import EmulatedAloha
+from kinema.hardware.safety import SafeRobot, SafetyConfig
+from kinema.policies.dit.config import DiTConfig
+from kinema.policies.dit.policy import DiTPolicy
+from kinema.policies.executor import ExecutorConfig
+from kinema.sim import env_id
+from kinema.sim.experts import run_expert_episode
+from kinema.types import ActionChunk, JointCommand
+
+HALF_TICK_RAD = math.pi / TICKS_PER_TURN
+
+
+class ReplayPolicy:
+    """A policy that replays a recorded demonstration open loop: its k-th chunk holds the
+    demonstration's actions from frame 25 k on (the executor asks every 25 frames)."""
+
+    def __init__(self, actions: np.ndarray):
+        self.actions = actions
+        self.config = DiTConfig(cameras=(), chunk_steps=50, executed_steps=25)
+        self.calls = 0
+
+    def predict_chunk(self, observation, subtask, time_s=0.0, generator=None, prefix=None):
+        frames = np.arange(25 * self.calls, 25 * self.calls + 50)
+        self.calls += 1
+        return ActionChunk(
+            self.actions[np.minimum(frames, len(self.actions) - 1)], time_s, 0.02, "joint"
+        )
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_demonstration_replayed_through_the_emulated_buses_succeeds_as_in_simulation(seed):
+    env = gym.make(env_id("TransferCube")).unwrapped
+    demonstration = run_expert_episode(env, "TransferCube", seed)
+    env.close()
+    assert demonstration.success
+    results = {
+        robot: deploy(
+            DeployConfig(
+                policy=Path("unused"),
+                robot=robot,
+                first_seed=seed,
+                executor=ExecutorConfig(mode="chunk", executed_steps=25),
+            ),
+            ReplayPolicy(demonstration.actions),
+        )["details"][0]
+        for robot in ("sim", "emulated")
+    }
+    # The same actions succeed on both robots, at nearly the same frame (the real arms take one
+    # command per 20 ms frame where the simulated robot takes ten), without the safety layer
+    # having to step in.
+    assert results["sim"]["success"] and results["emulated"]["success"]
+    assert abs(results["sim"]["frames"] - results["emulated"]["frames"]) <= 5
+    assert results["emulated"]["interventions"] == {}
+
+
+def servo_goals(world: EmulatedAloha) -> tuple[list[float], list[tuple[int, int, int]]]:
+    """What the Goal_Position registers of the primary servos of both emulated arms mean:
+    the twelve joint angles (rad), and per gripper (goal, closed, open) in ticks."""
+    angles, grippers = [], []
+    arms = (world.calibration.left, world.calibration.right)
+    for emulator, arm in zip(world.emulators, arms, strict=True):
+        ticks = {name: emulator.goal_position(FOLLOWER_MOTORS[name][0]) for name in PRIMARIES}
+        angles += [
+            joint.direction * (ticks[name] - joint.zero_ticks) * 2 * math.pi / TICKS_PER_TURN
+            for name, joint in zip(ARM_JOINTS, arm.joints, strict=True)
+        ]
+        grippers.append((ticks[GRIPPER], arm.gripper.closed_ticks, arm.gripper.open_ticks))
+    return angles, grippers
+
+
+def test_ten_thousand_fuzzed_commands_never_put_an_emulated_servo_beyond_its_limits():
+    arm_joints = [i for i in range(14) if i % 7 != 6]
+    with EmulatedAloha(task="TransferCube", seed=0) as world:
+        robot = AlohaRobot(AlohaConfig(ports=world.ports, calibration=world.calibration))
+        safe = SafeRobot(robot, SafetyConfig(watchdog_timeout_s=5.0))
+        goals: list[list[float]] = []
+        grippers: list[tuple[int, int, int]] = []
+        inner_command = robot.command
+
+        def command_and_probe(command: JointCommand) -> None:
+            inner_command(command)
+            robot.read_position()  # served after the sync write: the goals are in place
+            angles, openings = servo_goals(world)
+            goals.append(angles)
+            grippers.extend(openings)
+
+        robot.command = command_and_probe
+        with safe:
+            fuzz_commands(safe, 10_000, np.random.default_rng(7))
+    goals_array = np.array(goals)
+    assert len(goals_array) >= 10_000 * 0.6  # valid commands and the holds of rejected ones
+    low, high = ACTION_LOW[arm_joints], ACTION_HIGH[arm_joints]
+    assert np.all(goals_array >= low - HALF_TICK_RAD), (goals_array - low).min()
+    assert np.all(goals_array <= high + HALF_TICK_RAD), (goals_array - high).max()
+    for ticks, closed, opened in grippers:
+        assert min(closed, opened) <= ticks <= max(closed, opened)
+
+
+def test_the_watchdog_holds_the_emulated_arms_within_100_ms_of_the_last_command():
+    with EmulatedAloha(task="TransferCube", seed=0) as world:
+        robot = AlohaRobot(AlohaConfig(ports=world.ports, calibration=world.calibration))
+        safe = SafeRobot(robot, SafetyConfig(watchdog_timeout_s=0.05, torque_off_after_s=0.5))
+        elbow = FOLLOWER_MOTORS["elbow"][0]
+        with safe:
+            start = safe.observe().position
+            target = start.copy()
+            for _ in range(20):  # lift the left elbow: the arm lags its goals
+                target[2] -= 0.03
+                safe.command(JointCommand(target.copy()))
+            last_goal = world.left.goal_position(elbow)
+            commanded_s = time.monotonic()
+            held_s = None
+            while time.monotonic() - commanded_s < 0.5:
+                if world.left.goal_position(elbow) != last_goal:
+                    held_s = time.monotonic()
+                    break
+                time.sleep(0.001)
+            assert held_s is not None, "the watchdog never held the arm"
+            assert held_s - commanded_s < 0.1
+            kinds = [i.kind for i in safe.interventions]
+            assert "watchdog_hold" in kinds
+            deadline = time.monotonic() + 2.0
+            while world.left.torque_enabled(elbow) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert not world.left.torque_enabled(elbow), "torque stayed on after the grace period"
+
+
+def test_deploy_command_runs_a_saved_policy_on_the_emulated_arms(
+    recorded_dataset, tmp_path, capsys
+):
+    root, _ = recorded_dataset
+    config = DiTConfig(**{**TINY.__dict__, "cameras": ("cam_high",)})
+    loader = WindowLoader(
+        root, WindowConfig(workers=0), FeatureMap(), expected=config.input_shapes()
+    )
+    DiTPolicy(config, loader.stats).save_pretrained(tmp_path / "policy")
+    main(["deploy", "--policy", str(tmp_path / "policy"), "--robot", "emulated", "--episodes", "1"])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["robot"] == "emulated" and report["episodes"] == 1
+    assert report["details"][0]["frames"] > 0 and report["inference_ms"] > 0
+    assert report["success_rate"] in (0.0, 1.0)
+
+
+def test_deploy_on_real_arms_needs_ports_and_a_calibration():
+    with pytest.raises(ValueError, match="--ports"):
+        DeployConfig(policy=Path("p"), robot="aloha")
+
+
+def test_a_safe_stop_from_another_thread_ends_a_deployment_with_a_clear_error():
+    with EmulatedAloha(task="TransferCube", seed=0) as world:
+        safe = SafeRobot(AlohaRobot(AlohaConfig(ports=world.ports, calibration=world.calibration)))
+        with safe:
+            threading.Timer(0.05, safe.emergency_stop, args=("operator",)).start()
+            position = safe.observe().position
+            with pytest.raises(Exception, match="operator"):
+                for _ in range(200):
+                    safe.command(JointCommand(position))
+                    time.sleep(0.005)
+            assert not world.left.torque_enabled(FOLLOWER_MOTORS["waist"][0])
