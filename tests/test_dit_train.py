@@ -96,3 +96,18 @@ def test_train_command_trains_with_mapped_features_and_refuses_a_missing_run(
     assert policy.config.action_dim == 20 and policy.action_low.shape == (20,)
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train(TrainConfig(dataset=root, output=tmp_path / "none", resume=True))
+
+
+def test_a_state_only_policy_trains_without_decoding_any_video(
+    recorded_dataset, tmp_path, monkeypatch
+):
+    root, _ = recorded_dataset
+
+    def no_video(*args, **kwargs):
+        raise AssertionError("a state-only run decoded a video")
+
+    monkeypatch.setattr("kinema.datasets.loader.decode_episode", no_video)
+    config = TrainConfig(dataset=root, output=tmp_path / "state", steps=3, batch_size=4, workers=0)
+    summary = train(config, {**TINY, "cameras": []})
+    policy = DiTPolicy.from_pretrained(summary["policy"])
+    assert policy.config.cameras == () and policy.config.environment_state_dim > 0
