@@ -194,6 +194,16 @@ def _deploy(args: argparse.Namespace) -> None:
     print(json.dumps(deploy(config)))
 
 
+def _calibrate(args: argparse.Namespace) -> None:
+    import json
+
+    from kinema.hardware.calibrate import calibrate_arms, summarize
+
+    calibration = calibrate_arms(tuple(args.ports), args.arms)
+    calibration.save(args.out)
+    print(json.dumps({"calibration": str(args.out.resolve())} | summarize(calibration)))
+
+
 def _tasks(args: argparse.Namespace) -> None:
     import gymnasium as gym
 
@@ -439,6 +449,21 @@ def build_parser() -> argparse.ArgumentParser:
     deployment.add_argument("--seconds", type=float, default=30.0, help="episode length, arms")
     _add_executor_arguments(deployment)
     deployment.set_defaults(run=_deploy)
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="calibrate the follower or leader arms interactively into a JSON file",
+        description="With the torque off, you move both arms through the simulation's zero "
+        "pose, a small positive move of every joint, closed and open grippers; the servo "
+        "readings become the calibration JSON that --calibration of deploy and record takes. "
+        "Writes nothing to the servos but torque off. Prints one JSON line with a summary.",
+    )
+    calibrate.add_argument(
+        "--ports", nargs=2, required=True, metavar=("LEFT", "RIGHT"), help="the arms' buses"
+    )
+    calibrate.add_argument("--arms", choices=["follower", "leader"], required=True)
+    calibrate.add_argument("--out", type=Path, required=True, help="calibration JSON to write")
+    calibrate.set_defaults(run=_calibrate)
 
     tasks = commands.add_parser(
         "tasks",
