@@ -11,6 +11,12 @@ Every 50 Hz frame (``CONTROL_DT_S`` = 20 ms):
 4. the robot gets every k-th of them, k = 500 Hz / ``command_hz`` (a simulated robot takes all
    ten; ALOHA's followers take one per frame at 50 Hz), each held for 1 / command_hz seconds.
 
+With a brain (``BrainRunner``), the subtask text is the brain's current subtask: each frame the
+loop hands it the observation and reads its decision, never waiting for it; while the brain
+says ``hold`` (planning, or a subtask past its budget without a verdict) the robot holds still,
+and the episode ends when the brain reports every subtask done or gives up (without a brain, a
+simulated episode ends on success).
+
 The loop knows only the ``Robot`` interface; which robot it drives (simulation, emulated or
 real arms, with or without the safety layer) is the caller's choice. With ``pace=True`` each
 frame starts 20 ms after the previous one on the wall clock (real arms); without, the loop runs
@@ -37,6 +43,8 @@ from kinema.controllers.action_spaces import END_EFFECTOR_POSITION_INDICES, end_
 from kinema.controllers.cerebellum import EndEffectorCerebellum, JointCerebellum
 from kinema.controllers.mpc import sample_chunk
 from kinema.hardware.robot import Robot, RobotObservation
+from kinema.policies.brain.runtime import BrainRunner
+from kinema.policies.brain.types import BrainObservation
 from kinema.policies.dit.config import DiTConfig
 from kinema.policies.executor import ChunkExecutor, ExecutorConfig
 from kinema.sim.env import subtask_in_progress
@@ -164,6 +172,8 @@ class EpisodeResult:
         predictions: chunks predicted.
         inference_ms: each prediction's time, milliseconds.
         late_frames: frames that began later than their 20 ms slot (``pace=True`` only).
+        held_frames: frames the robot held still because the brain said so.
+        subtasks_done: the brain's subtasks reported done (with a brain).
     """
 
     success: bool | None
@@ -174,6 +184,8 @@ class EpisodeResult:
     predictions: int
     inference_ms: list[float] = field(default_factory=list)
     late_frames: int = 0
+    held_frames: int = 0
+    subtasks_done: int = 0
 
     def jumps(self, action_space: str) -> tuple[float, float]:
         """(largest frame-to-frame change at chunk hand-overs, median change elsewhere) of the
@@ -201,10 +213,13 @@ def run_episode(
     generator: torch.Generator | None = None,
     pace: bool = False,
     on_frame: FrameCallback | None = None,
+    brain: BrainRunner | None = None,
+    scene_objects: tuple[str, ...] | None = None,
 ) -> EpisodeResult:
     """Run ``policy`` on the connected ``robot`` for up to ``max_frames`` frames (module
-    docstring). The subtask text is the task's subtask in progress when ``task_info`` is given
-    (the episode then ends on success), else ``instruction``."""
+    docstring). The subtask text is the started ``brain``'s current subtask when one is given
+    (``scene_objects``: what it may name), else the task's subtask in progress when
+    ``task_info`` is given (the episode then ends on success), else ``instruction``."""
     stride = command_stride(robot.description.command_hz)
     driver = make_driver(policy.config.action_space, build_model(""))
     observation = robot.observe()
@@ -213,9 +228,15 @@ def run_episode(
     info = task_info() if task_info is not None else None
     inference_ms: list[float] = []
 
+    def subtask_text() -> str:
+        if brain is not None:
+            subtask = brain.current_subtask()
+        else:
+            subtask = subtask_in_progress(info) if info is not None else None
+        return subtask.text if subtask is not None else instruction
+
     def predict(stacked: dict, prefix: np.ndarray | None) -> np.ndarray:
-        subtask = subtask_in_progress(info) if info is not None else None
-        text = subtask.text if subtask is not None else instruction
+        text = subtask_text()
         start = time.perf_counter()
         chunk = policy.predict_chunk(
             stacked, text, observation.timestamp_s, generator=generator, prefix=prefix
@@ -224,15 +245,32 @@ def run_episode(
         return chunk.actions
 
     executor = ChunkExecutor(predict, executor_config)
-    executed, stages, late = [], [], 0
+    executors = [(0, executor)]  # (first executed frame, executor): a new one after each hold
+    executed, stages, late, held, frame = [], [], 0, 0, 0
     next_frame_s = time.monotonic()
-    for frame in range(max_frames):
-        stacked = history.push(observation.as_policy_input())
-        upcoming = executor.actions(stacked, frame, driver.lookahead_frames)
-        executed.append(upcoming[0])
-        commands = driver.commands(upcoming)
-        for command in commands[stride - 1 :: stride]:
-            robot.command(command)
+    for _ in range(max_frames):
+        if brain is not None:
+            brain.update(
+                BrainObservation(observation.images, observation.timestamp_s, scene_objects)
+            )
+            if brain.phase in ("done", "gave_up"):
+                break
+        if brain is not None and brain.hold:
+            held += 1
+            for _ in range(PHYSICS_STEPS_PER_CONTROL // stride):
+                robot.hold()
+            driver.reset(robot.read_position())
+            if frame:  # after the hold, chunks start afresh from where the arms stand
+                executor, frame = ChunkExecutor(predict, executor_config), 0
+                executors.append((len(executed), executor))
+        else:
+            stacked = history.push(observation.as_policy_input())
+            upcoming = executor.actions(stacked, frame, driver.lookahead_frames)
+            frame += 1
+            executed.append(upcoming[0])
+            commands = driver.commands(upcoming)
+            for command in commands[stride - 1 :: stride]:
+                robot.command(command)
         if pace:
             next_frame_s += CONTROL_DT_S
             wait_s = next_frame_s - time.monotonic()
@@ -246,15 +284,17 @@ def run_episode(
             stages.append(info["stage"] / info["max_stage"])
         if on_frame is not None:
             on_frame(observation, info)
-        if info is not None and info["is_success"]:
+        if brain is None and info is not None and info["is_success"]:
             break
     return EpisodeResult(
         success=bool(info["is_success"]) if info is not None else None,
         frames=len(executed),
         stage_fraction=max(stages) if stages else None,
-        executed=np.stack(executed),
-        handover_frames=list(executor.handover_frames),
-        predictions=executor.predictions,
+        executed=np.array(executed).reshape(len(executed), policy.config.action_dim),
+        handover_frames=[first + f for first, ex in executors for f in ex.handover_frames],
+        predictions=sum(ex.predictions for _, ex in executors),
         inference_ms=inference_ms,
         late_frames=late,
+        held_frames=held,
+        subtasks_done=brain.subtasks_done if brain is not None else 0,
     )

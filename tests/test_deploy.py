@@ -7,9 +7,9 @@ import threading
 import time
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pytest
+from replay import ReplayPolicy, expert_actions
 from safety_checks import fuzz_commands
 from test_dit_policy import TINY
 
@@ -25,36 +25,14 @@ from kinema.hardware.safety import SafeRobot, SafetyConfig
 from kinema.policies.dit.config import DiTConfig
 from kinema.policies.dit.policy import DiTPolicy
 from kinema.policies.executor import ExecutorConfig
-from kinema.sim import env_id
-from kinema.sim.experts import run_expert_episode
-from kinema.types import ActionChunk, JointCommand
+from kinema.types import JointCommand
 
 HALF_TICK_RAD = math.pi / TICKS_PER_TURN
 
 
-class ReplayPolicy:
-    """A policy that replays a recorded demonstration open loop: its k-th chunk holds the
-    demonstration's actions from frame 25 k on (the executor asks every 25 frames)."""
-
-    def __init__(self, actions: np.ndarray):
-        self.actions = actions
-        self.config = DiTConfig(cameras=(), chunk_steps=50, executed_steps=25)
-        self.calls = 0
-
-    def predict_chunk(self, observation, subtask, time_s=0.0, generator=None, prefix=None):
-        frames = np.arange(25 * self.calls, 25 * self.calls + 50)
-        self.calls += 1
-        return ActionChunk(
-            self.actions[np.minimum(frames, len(self.actions) - 1)], time_s, 0.02, "joint"
-        )
-
-
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_demonstration_replayed_through_the_emulated_buses_succeeds_as_in_simulation(seed):
-    env = gym.make(env_id("TransferCube")).unwrapped
-    demonstration = run_expert_episode(env, "TransferCube", seed)
-    env.close()
-    assert demonstration.success
+    actions = expert_actions("TransferCube", seed)
     results = {
         robot: deploy(
             DeployConfig(
@@ -63,7 +41,7 @@ def test_a_demonstration_replayed_through_the_emulated_buses_succeeds_as_in_simu
                 first_seed=seed,
                 executor=ExecutorConfig(mode="chunk", executed_steps=25),
             ),
-            ReplayPolicy(demonstration.actions),
+            ReplayPolicy(actions),
         )["details"][0]
         for robot in ("sim", "emulated")
     }

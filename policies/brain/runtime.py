@@ -150,6 +150,11 @@ class BrainRunner:
         return self._published.phase
 
     @property
+    def subtasks_done(self) -> int:
+        """How many subtasks the brain has judged done so far."""
+        return sum(verdict.status == "done" for _, verdict in list(self._attempts))
+
+    @property
     def done(self) -> bool:
         """Whether every subtask of the plan is done: the episode is over."""
         return self._published.phase == "done"
