@@ -2,8 +2,8 @@
 the ``save_pretrained`` / ``from_pretrained`` checkpoint format.
 
 Normalisation (statistics from the training data, stored with the weights): joint and object
-states ``(x - mean) / std``; actions to [-1, 1] by their range, ``2 (a - min) / (max - min) - 1``,
-and back after sampling.
+states ``(x - mean) / max(std, 0.01)``; actions to [-1, 1] by their range,
+``2 (a - min) / (max - min) - 1``, and back after sampling.
 
 Objectives, with x0 the normalised chunk and ε standard normal noise:
 
@@ -28,6 +28,8 @@ Example:
 
 import os
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +57,10 @@ WEIGHTS_FILE = "model.safetensors"
 STATS_FILE = "stats.json"
 CARD_FILE = "README.md"
 _FLOW_TIME_SCALE = 1000.0  # flow times s in [0, 1] enter the timestep embedding as 1000 s
-_STD_FLOOR = 1e-3
+# States are divided by max(std, 0.01): an entry that hardly varies in the demonstrations (a
+# cube's tilt, 1e-4 in quaternion units) would otherwise turn a small change at run time (the
+# cube tipping in a fumbled grasp) into a huge input the network never saw.
+_STD_FLOOR = 1e-2
 _RANGE_FLOOR = 1e-3
 
 
@@ -171,7 +176,11 @@ class DiTPolicy(nn.Module):
             tokens.append(object_tokens + step_codes + self.kind_embedding.weight[state_kind + 1])
         texts = list(batch["task"])
         if config.text_model is None:
-            text_ids = encode_text_bytes(texts, config.text_max_bytes).to(device)
+            text_ids = encode_text_bytes(texts, config.text_max_bytes)
+            if not self.training:  # columns that pad every text change no other token: cut
+                longest = max(len(text.encode("utf-8")) for text in texts)
+                text_ids = text_ids[:, : max(1, longest)]
+            text_ids = text_ids.to(device)
             text_tokens, text_padding = self.text_encoder(text_ids)
         else:
             text_tokens, text_padding = self.text_encoder(texts)
@@ -235,26 +244,74 @@ class DiTPolicy(nn.Module):
         start_noise = x[:, :width].clone()
         steps = self.config.inference_steps
         if self.config.objective == "flow":
+            times = [k / steps for k in range(steps)]
+            timesteps = torch.tensor(times, device=x.device) * _FLOW_TIME_SCALE
+        else:
+            self.sampler.set_timesteps(steps, device=x.device)
+            timesteps = self.sampler.timesteps
+        network = self._denoiser(observation, padding, timesteps)
+        if self.config.objective == "flow":
             for k in range(steps):
-                s = torch.full((batch_size,), k / steps, device=x.device)
-                x = x + self.transformer(x, s * _FLOW_TIME_SCALE, observation, padding) / steps
+                x = x + network(x, k) / steps
                 if known is not None:  # on the straight path from its noise to the prefix
                     level = (k + 1) / steps
                     x[:, :width] = level * known + (1.0 - level) * start_noise
         else:
-            self.sampler.set_timesteps(steps, device=x.device)
-            timesteps = list(self.sampler.timesteps)
-            for index, t in enumerate(timesteps):
-                output = self.transformer(
-                    x, t.expand(batch_size).to(x.device), observation, padding
-                )
-                x = self.sampler.step(output, t, x, generator=generator).prev_sample
+            ddim = self._ddim_coefficients(timesteps)
+            for index in range(len(timesteps)):
+                output = network(x, index)
+                if ddim is None:
+                    t = timesteps[index]
+                    x = self.sampler.step(output, t, x, generator=generator).prev_sample
+                else:
+                    x = _ddim_step(x, output, ddim.roots[index], self.config.prediction, ddim.clip)
                 if known is not None and index + 1 < len(timesteps):
                     level = timesteps[index + 1].reshape(1)
                     x[:, :width] = self.noise_scheduler.add_noise(known, start_noise, level)
         if known is not None:
             x[:, :width] = known
         return self.unnormalise_actions(x.clamp(-1.0, 1.0))
+
+    def _denoiser(
+        self, observation: torch.Tensor, padding: torch.Tensor, timesteps: torch.Tensor
+    ) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        """The network as a function of the noisy chunk and the step's index into
+        ``timesteps``. In eval mode what the steps share is worked out once
+        (``DiffusionTransformer.prepare`` / ``denoise``); in training mode (dropout) every step
+        runs the whole network."""
+        batch_size = observation.shape[0]
+        if self.training:
+
+            def network(x: torch.Tensor, index: int) -> torch.Tensor:
+                t = timesteps[index].expand(batch_size)
+                return self.transformer(x, t, observation, padding)
+
+            return network
+        context = self.transformer.prepare(observation, padding, timesteps)
+        return lambda x, index: self.transformer.denoise(x, index, context)
+
+    def _ddim_coefficients(self, timesteps: torch.Tensor) -> "_DdimSteps | None":
+        """Per step the coefficients of the DDIM update (eta 0) that ``DDIMScheduler.step``
+        would compute, as floats (None where the sampler is not a plain DDIM one)."""
+        sampler = self.sampler
+        if (
+            not isinstance(sampler, DDIMScheduler)
+            or sampler.config.thresholding
+            or self.config.prediction not in ("epsilon", "sample")
+        ):
+            return None
+        stride = sampler.config.num_train_timesteps // sampler.num_inference_steps
+        t = timesteps.cpu()
+        previous = t - stride
+        alpha = sampler.alphas_cumprod[t]
+        alpha_previous = torch.where(
+            previous >= 0,
+            sampler.alphas_cumprod[previous.clamp(min=0)],
+            sampler.final_alpha_cumprod,
+        )
+        roots = [alpha**0.5, (1 - alpha) ** 0.5, alpha_previous**0.5, (1 - alpha_previous) ** 0.5]
+        clip = sampler.config.clip_sample_range if sampler.config.clip_sample else None
+        return _DdimSteps([tuple(step) for step in torch.stack(roots, dim=1).tolist()], clip)
 
     def predict_chunk(
         self,
@@ -274,7 +331,8 @@ class DiTPolicy(nn.Module):
         batch = self.observation_batch(observation)
         batch["task"] = [subtask.text if isinstance(subtask, Subtask) else subtask]
         known = None if prefix is None else torch.as_tensor(prefix, dtype=torch.float32)[None]
-        actions = self.sample(batch, generator, known)[0].cpu().numpy().astype(np.float64)
+        with torch.inference_mode():
+            actions = self.sample(batch, generator, known)[0].cpu().numpy().astype(np.float64)
         return ActionChunk(actions, time_s, 1.0 / self.config.fps, self.config.action_space)
 
     def observation_batch(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -411,3 +469,34 @@ A diffusion transformer that turns camera images, joint state and a subtask text
 Load with `kinema.policies.dit.policy.DiTPolicy.from_pretrained(path)`; normalisation statistics
 are in `{STATS_FILE}`, the configuration in `{CONFIG_FILE}`.
 """
+
+
+@dataclass(frozen=True)
+class _DdimSteps:
+    """The DDIM updates of one chunk: per step (√ᾱ_t, √(1 - ᾱ_t), √ᾱ_prev, √(1 - ᾱ_prev)), and
+    the range predicted clean chunks are clamped to (None: not clamped)."""
+
+    roots: list[tuple[float, ...]]
+    clip: float | None
+
+
+def _ddim_step(
+    x: torch.Tensor,
+    output: torch.Tensor,
+    coefficients: tuple[float, ...],
+    prediction: str,
+    clip: float | None,
+) -> torch.Tensor:
+    """``DDIMScheduler.step(output, t, x).prev_sample`` (eta 0), from precomputed
+    coefficients: the same operations on the same float32 values, without its per-call
+    overhead."""
+    alpha_root, beta_root, alpha_previous_root, beta_previous_root = coefficients
+    if prediction == "epsilon":
+        clean = (x - beta_root * output) / alpha_root
+        noise = output
+    else:  # "sample"
+        clean = output
+        noise = (x - alpha_root * clean) / beta_root
+    if clip is not None:
+        clean = clean.clamp(-clip, clip)
+    return alpha_previous_root * clean + beta_previous_root * noise
