@@ -173,6 +173,43 @@ def _eval(args: argparse.Namespace) -> None:
         print(json.dumps(evaluate(config)))
 
 
+def _train_brain(args: argparse.Namespace) -> None:
+    import json
+
+    from kinema.policies.brain.scenes import ScenesConfig
+    from kinema.policies.brain.train_brain import TrainBrainConfig, train_brain
+
+    config = TrainBrainConfig(
+        scenes=args.scenes,
+        out=args.out,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+        scenes_config=ScenesConfig(workers=args.workers),
+    )
+    print(json.dumps(train_brain(config)))
+
+
+def _eval_brain(args: argparse.Namespace) -> None:
+    import json
+
+    from kinema.policies.brain.evaluate_brain import BrainEvalConfig, evaluate_brain
+
+    weights = {} if args.weights is None else {"weights": args.weights}
+    config = BrainEvalConfig(
+        brain=args.brain,
+        task=args.task,
+        episodes=args.episodes,
+        check_episodes=args.check_episodes,
+        first_seed=args.first_seed,
+        instructions=args.instructions,
+        out=args.out,
+        **weights,
+    )
+    print(json.dumps(evaluate_brain(config)))
+
+
 def _deploy(args: argparse.Namespace) -> None:
     import json
 
@@ -202,6 +239,23 @@ def _calibrate(args: argparse.Namespace) -> None:
     calibration = calibrate_arms(tuple(args.ports), args.arms)
     calibration.save(args.out)
     print(json.dumps({"calibration": str(args.out.resolve())} | summarize(calibration)))
+
+
+def _run(args: argparse.Namespace) -> None:
+    import json
+
+    from kinema.run import RunConfig, run
+
+    config = RunConfig(
+        policy=args.policy,
+        instruction=args.instruction,
+        task=args.task,
+        seed=args.seed,
+        brain=args.brain,
+        executor=_executor_config(args),
+        out=args.out,
+    )
+    print(json.dumps(run(config)))
 
 
 def _tasks(args: argparse.Namespace) -> None:
@@ -423,6 +477,49 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--out", type=Path, default=Path("outputs/eval"))
     evaluation.set_defaults(run=_eval)
 
+    train_brain = commands.add_parser(
+        "train-brain",
+        help="train the embedded brain (plan and success checks) on rendered simulated scenes",
+        description="Render scenes of the four tasks (reset scenes, scripted-expert episodes, "
+        "some disturbed) unless --scenes exists, train the embedded vision-language brain on "
+        "them (AdamW, cosine schedule) and save it to --out. Prints one JSON line.",
+    )
+    train_brain.add_argument(
+        "--scenes", type=Path, default=Path("outputs/brain/scenes.npz"), help="scenes .npz"
+    )
+    train_brain.add_argument("--out", type=Path, default=Path("outputs/brain/embedded"))
+    train_brain.add_argument("--steps", type=int, default=1600)
+    train_brain.add_argument("--batch-size", type=int, default=32, help="plan examples a step")
+    train_brain.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    train_brain.add_argument("--seed", type=int, default=0)
+    train_brain.add_argument("--workers", type=int, default=0, help="rendering processes")
+    train_brain.set_defaults(run=_train_brain)
+
+    eval_brain = commands.add_parser(
+        "eval-brain",
+        help="plan exact-match and success-check accuracy of a brain on held-out episodes",
+        description="Plan held-out seeds from held-out instruction wordings (or the JSON lines "
+        '{"task", "seed", "instruction"} of --instructions) against the ground-truth plan, and '
+        "check every subtask on frames of scripted-expert episodes (some disturbed) against the "
+        "task's predicates. One JSON line: plan_exact_match, check_accuracy, latency_p50_ms.",
+    )
+    eval_brain.add_argument("--brain", choices=["embedded", "oracle"], default="embedded")
+    eval_brain.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="embedded: save_pretrained folder (default: the shipped weights)",
+    )
+    eval_brain.add_argument("--task", choices=list(TASKS), default="TransferCube")
+    eval_brain.add_argument("--episodes", type=int, default=50, help="plan episodes")
+    eval_brain.add_argument(
+        "--check-episodes", type=int, default=None, help="checked episodes (default: --episodes)"
+    )
+    eval_brain.add_argument("--first-seed", type=int, default=100_000)
+    eval_brain.add_argument("--instructions", type=Path, default=None, help="JSON-lines file")
+    eval_brain.add_argument("--out", type=Path, default=None, help="folder for the JSON details")
+    eval_brain.set_defaults(run=_eval_brain)
+
     deployment = commands.add_parser(
         "deploy",
         help="run a policy on a robot: simulated, emulated ALOHA buses, or real arms",
@@ -464,6 +561,27 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--arms", choices=["follower", "leader"], required=True)
     calibrate.add_argument("--out", type=Path, required=True, help="calibration JSON to write")
     calibrate.set_defaults(run=_calibrate)
+
+    running = commands.add_parser(
+        "run",
+        help="the whole stack on an instruction: brain → policy → cerebellum → simulated robot",
+        description="The brain plans the instruction into subtasks and checks them at ~1 Hz, "
+        "the DiT policy executes each through the cerebellum and the safety layer. Films the "
+        "run, traces the brain's decisions, and prints one JSON line: success, subtasks_done, "
+        "video, and each layer's timing.",
+    )
+    running.add_argument("instruction", nargs="?", help="default: the task's own for the seed")
+    running.add_argument("--policy", type=Path, required=True, help="save_pretrained folder")
+    running.add_argument("--task", default="TransferCube", help="the simulated scene")
+    running.add_argument("--seed", type=int, default=None, help="default: a random one")
+    running.add_argument(
+        "--brain",
+        default="oracle",
+        help="oracle, transformers:<dir> or http:<base_url>#<model>",
+    )
+    running.add_argument("--out", type=Path, default=Path("outputs/run"))
+    _add_executor_arguments(running)
+    running.set_defaults(run=_run)
 
     tasks = commands.add_parser(
         "tasks",

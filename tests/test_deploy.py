@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from replay import ReplayPolicy, expert_actions
 from safety_checks import fuzz_commands
+from scenes import decode
 from test_dit_policy import TINY
 
 from kinema.aloha import ACTION_HIGH, ACTION_LOW
@@ -157,3 +158,24 @@ def test_a_safe_stop_from_another_thread_ends_a_deployment_with_a_clear_error():
                     safe.command(JointCommand(position))
                     time.sleep(0.005)
             assert not world.left.torque_enabled(FOLLOWER_MOTORS["waist"][0])
+
+
+def test_run_command_drives_a_saved_policy_with_the_ground_truth_brain(
+    recorded_dataset, tmp_path, capsys
+):
+    root, _ = recorded_dataset
+    loader = WindowLoader(root, WindowConfig(workers=0), FeatureMap(), expected=TINY.input_shapes())
+    DiTPolicy(TINY, loader.stats).save_pretrained(tmp_path / "policy")
+    main(
+        [
+            "run", "--policy", str(tmp_path / "policy"), "--task", "TransferCube",
+            "--seed", "4", "--brain", "oracle", "--out", str(tmp_path / "run"),
+        ]
+    )  # fmt: skip
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["seed"] == 4 and report["brain"] == "oracle"
+    assert report["success"] in (True, False) and report["subtasks_done"] in (0, 1, 2)
+    assert report["frames"] > 0 and report["policy_inference"]["p50_ms"] > 0
+    assert len(decode(report["video"])) >= report["frames"]
+    decisions = (Path(report["trace"]) / "decisions.jsonl").read_text().splitlines()
+    assert json.loads(decisions[0])["kind"] == "plan"
