@@ -186,6 +186,7 @@ def _train_brain(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         seed=args.seed,
+        init=args.init,
         scenes_config=ScenesConfig(workers=args.workers),
     )
     print(json.dumps(train_brain(config)))
@@ -492,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_brain.add_argument("--batch-size", type=int, default=32, help="plan examples a step")
     train_brain.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     train_brain.add_argument("--seed", type=int, default=0)
+    train_brain.add_argument("--init", type=Path, default=None, help="weights to start from")
     train_brain.add_argument("--workers", type=int, default=0, help="rendering processes")
     train_brain.set_defaults(run=_train_brain)
 
@@ -577,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     running.add_argument(
         "--brain",
         default="oracle",
-        help="oracle, transformers:<dir> or http:<base_url>#<model>",
+        help="embedded, oracle, transformers:<dir> or http:<base_url>#<model>",
     )
     running.add_argument("--out", type=Path, default=Path("outputs/run"))
     _add_executor_arguments(running)

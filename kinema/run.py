@@ -8,9 +8,9 @@ cameras and the brain's, captioned with the brain's phase, subtask and the task'
 brain's decisions are traced, and the last line printed is one JSON report: success,
 subtasks_done, video, and the timing of each layer.
 
-Brains: ``oracle`` (the task's ground truth: separates policy errors from brain errors),
-``transformers:<dir>`` (a local image-text-to-text model), ``http:<base_url>#<model>`` (an
-OpenAI-compatible server).
+Brains: ``embedded`` (the compact model the project ships), ``oracle`` (the task's ground truth:
+separates policy errors from brain errors), ``transformers:<dir>`` (a local image-text-to-text
+model), ``http:<base_url>#<model>`` (an OpenAI-compatible server).
 
 Example:
     kinema run "pick up the red cube with the right arm and hand it to the left arm" \\
@@ -45,8 +45,8 @@ from kinema.sim.simulation import CONTROL_DT_S
 from kinema.sim.tasks import make_task
 from kinema.video import Mp4Writer, mosaic
 
-BRAIN_CAMERA = "cam_high"
-"""The camera the brain looks through (rendered even for a state-only policy)."""
+BRAIN_CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
+"""The cameras the brain looks through (rendered even for a state-only policy)."""
 
 SIMULATED_WATCHDOG_S = 5.0
 """The safety watchdog's timeout on the simulated clock's loop, wall-clock seconds."""
@@ -61,10 +61,11 @@ class RunConfig:
         instruction: what to do; None uses the task's own instruction for the seed.
         task: the simulated task (the scene and the success test).
         seed: the episode's seed; None draws one.
-        brain: "oracle", "transformers:<dir>" or "http:<base_url>#<model>".
+        brain: "embedded", "oracle", "transformers:<dir>" or "http:<base_url>#<model>".
         executor: how chunks become actions.
         out: where the video, the brain's trace and the report go.
-        image_size: the brain camera's image size when the policy has no cameras, pixels.
+        image_size: the brain cameras' image size when the policy has no cameras, pixels (the
+            embedded brain was trained on 96×128).
     """
 
     policy: Path
@@ -82,6 +83,10 @@ def make_planner(spec: str, task_info: Callable[[], dict[str, Any]]) -> Planner:
     kind, _, argument = spec.partition(":")
     if kind == "oracle":
         return OraclePlanner(task_info)
+    if kind == "embedded":
+        from kinema.policies.brain import EmbeddedPlanner
+
+        return EmbeddedPlanner.from_pretrained()
     if kind == "transformers" and argument:
         from kinema.policies.brain import TransformersPlanner
 
@@ -90,7 +95,8 @@ def make_planner(spec: str, task_info: Callable[[], dict[str, Any]]) -> Planner:
         base_url, model = argument.split("#", 1)
         return HttpPlanner(HttpPlannerConfig(base_url, model))
     raise ValueError(
-        f"--brain must be oracle, transformers:<dir> or http:<base_url>#<model>, got {spec!r}"
+        f"--brain must be embedded, oracle, transformers:<dir> or http:<base_url>#<model>, got "
+        f"{spec!r}"
     )
 
 
@@ -106,7 +112,7 @@ def run(config: RunConfig) -> dict[str, Any]:
     """Run one episode of the full stack; the report (module docstring)."""
     seed = config.seed if config.seed is not None else random.randrange(1_000_000, 2_000_000)
     policy = DiTPolicy.from_pretrained(config.policy)
-    cameras = tuple(dict.fromkeys((*policy.config.cameras, BRAIN_CAMERA)))
+    cameras = tuple(dict.fromkeys((*policy.config.cameras, *BRAIN_CAMERAS)))
     image_size = policy.config.image_size if policy.config.cameras else config.image_size
     robot = SimRobot(SimRobotConfig(config.task, seed, cameras, image_size))
     safe = SafeRobot(robot, SafetyConfig(watchdog_timeout_s=SIMULATED_WATCHDOG_S))

@@ -3,8 +3,9 @@
 It turns an instruction into subtasks the policy knows (``plan``), judges each from camera
 images (``check``) and plans again after failures (``replan``); ``BrainRunner`` runs it beside
 the 50 Hz control loop. Backends: ``HttpPlanner`` (OpenAI-compatible servers),
-``TransformersPlanner`` (a local VLM; imported on first use, as it loads torch), and
-``OraclePlanner`` (the simulator's ground truth).
+``TransformersPlanner`` (a local VLM; imported on first use, as it loads torch),
+``EmbeddedPlanner`` (the compact model the project trains and ships; also imported on first use)
+and ``OraclePlanner`` (the simulator's ground truth).
 
 Example:
     from kinema.policies.brain import BrainRunner, HttpPlanner, HttpPlannerConfig
@@ -36,6 +37,10 @@ def __getattr__(name: str) -> Any:
         from kinema.policies.brain import transformers_backend
 
         return getattr(transformers_backend, name)
+    if name == "EmbeddedPlanner":
+        from kinema.policies.brain import embedded
+
+        return embedded.EmbeddedPlanner
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
