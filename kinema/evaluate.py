@@ -96,8 +96,10 @@ def run_policy_episode(
 ) -> dict[str, Any]:
     """One seeded episode of ``policy`` on ``task`` (see the module docstring); its figures."""
     config = policy.config
+    # a state-only policy's films show the overview camera
+    cameras = config.cameras or (("cam_high",) if video is not None else ())
     robot = SimRobot(
-        SimRobotConfig(task=task, seed=seed, cameras=config.cameras, image_size=config.image_size)
+        SimRobotConfig(task=task, seed=seed, cameras=cameras, image_size=config.image_size)
     )
     writer = Mp4Writer(video, fps=round(1 / CONTROL_DT_S)) if video is not None else None
 

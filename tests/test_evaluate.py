@@ -55,3 +55,21 @@ def test_eval_runs_a_saved_policy_end_to_end_in_worker_processes(
     assert len(frames) > 10 and frames[0].shape[1] >= 64
     saved = json.loads((tmp_path / "eval" / "TransferCube_rtc.json").read_text())
     assert [episode["seed"] for episode in saved["episodes"]] == [100_000, 100_001]
+
+
+def test_a_state_only_policy_is_filmed_through_the_overview_camera(
+    recorded_dataset, tmp_path, capsys
+):
+    root, _ = recorded_dataset
+    config = DiTConfig(**{**TINY.__dict__, "cameras": ()})
+    loader = WindowLoader(root, WindowConfig(workers=0), expected=config.input_shapes())
+    DiTPolicy(config, loader.stats).save_pretrained(tmp_path / "policy")
+    main(
+        [
+            "eval", "--policy", str(tmp_path / "policy"), "--episodes", "1", "--workers", "1",
+            "--videos", "1", "--out", str(tmp_path / "eval"),
+        ]
+    )  # fmt: skip
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    frames = decode(report["videos"][0])
+    assert len(frames) > 10 and frames[0].shape[1] >= 64
