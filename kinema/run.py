@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from kinema.control_loop import run_episode
+from kinema.deploy import SIMULATED_WATCHDOG_S
 from kinema.hardware.safety import SafeRobot, SafetyConfig
 from kinema.hardware.sim_robot import SimRobot, SimRobotConfig
 from kinema.policies.brain import (
@@ -47,9 +48,6 @@ from kinema.video import Mp4Writer, mosaic
 
 BRAIN_CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 """The cameras the brain looks through (rendered even for a state-only policy)."""
-
-SIMULATED_WATCHDOG_S = 5.0
-"""The safety watchdog's timeout on the simulated clock's loop, wall-clock seconds."""
 
 
 @dataclass(frozen=True)
