@@ -28,9 +28,9 @@ from kinema.policies.brain.schema import (
     plan_schema,
 )
 from kinema.policies.brain.schema_check import schema_errors
-from kinema.policies.brain.skills import subtask_text
 from kinema.policies.brain.types import BrainObservation, Verdict
 from kinema.sim.tasks import TASKS
+from kinema.skills import subtask_text
 
 OBJECTS = ("red cube", "purple cube", "purple bin")
 

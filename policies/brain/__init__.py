@@ -28,8 +28,8 @@ from kinema.policies.brain.schema import (
     parse_verdict,
     plan_schema,
 )
-from kinema.policies.brain.skills import SKILLS, subtask_text
 from kinema.policies.brain.types import BrainObservation, Verdict
+from kinema.skills import SKILLS, subtask_text
 
 
 def __getattr__(name: str) -> Any:

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from kinema.policies.brain.embedded import EmbeddedConfig, text_bytes
 from kinema.policies.brain.phrasings import phrase, templates, tower_colors, vary
 from kinema.policies.brain.scenes import Scenes
-from kinema.policies.brain.skills import subtask_text
 from kinema.policies.brain.vocabulary import plan_labels
+from kinema.skills import subtask_text
 from kinema.types import Subtask
 
 

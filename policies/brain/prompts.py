@@ -25,8 +25,8 @@ from PIL import Image
 
 from kinema.policies.brain.planner import PlanHistory
 from kinema.policies.brain.schema import VERDICT_SCHEMA, plan_schema
-from kinema.policies.brain.skills import ARMS, SKILLS
 from kinema.policies.brain.types import BrainObservation
+from kinema.skills import ARMS, SKILLS
 from kinema.types import Subtask
 
 Part = str | np.ndarray

@@ -24,8 +24,8 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from kinema.policies.brain.schema_check import schema_errors
-from kinema.policies.brain.skills import ARMS, SKILLS, subtask_text
 from kinema.policies.brain.types import VERDICT_STATUSES, Verdict
+from kinema.skills import ARMS, SKILLS, subtask_text
 from kinema.types import Subtask
 
 

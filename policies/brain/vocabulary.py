@@ -20,8 +20,8 @@ from typing import NamedTuple, get_args
 
 import numpy as np
 
-from kinema.policies.brain.skills import ARMS
 from kinema.sim.tasks.base import COLOR_NAMES
+from kinema.skills import ARMS
 from kinema.types import Skill, Subtask, SubtaskArm
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from kinema.sim.simulation import AlohaSim
 from kinema.sim.tasks.base import COLORS, POSE_DIM, Episode, Region, Task, object_pose
 from kinema.sim.tasks.objects import peg_object, socket_object
+from kinema.skills import make_subtask
 from kinema.types import Subtask
 
 PEG_REGION = Region(x_min=0.1, x_max=0.2, y_min=-0.1, y_max=0.1)
@@ -54,9 +55,9 @@ class Insertion(Task):
         sim.set_free_body_pose("socket", np.array([*socket_xy, SOCKET_REST_Z_M]))
         instruction = _INSTRUCTIONS[rng.integers(len(_INSTRUCTIONS))]
         subtasks = (
-            Subtask("pick up the peg with the right arm", "pick", "right", "peg", None, 4.0),
-            Subtask("pick up the socket with the left arm", "pick", "left", "socket", None, 4.0),
-            Subtask("insert the peg into the socket", "insert", "both", "peg", "socket", 5.0),
+            make_subtask("pick", "right", "peg"),
+            make_subtask("pick", "left", "socket"),
+            make_subtask("insert", "both", "peg", "socket"),
         )
         return Episode(instruction, subtasks)
 

@@ -27,6 +27,7 @@ from kinema.sim.tasks.base import (
 )
 from kinema.sim.tasks.colored_slots import ColoredSlots
 from kinema.sim.tasks.objects import BIN_INNER_HALF_M, BIN_WALL_HEIGHT_M, bin_fixture, box_object
+from kinema.skills import make_subtask
 from kinema.types import Subtask
 
 CUBE_HALF_M = 0.02
@@ -91,15 +92,7 @@ class SortCubes(Task):
 
         order = np.argsort([xy[0] for xy in cube_xy])
         self._subtasks = tuple(
-            Subtask(
-                text=f"put the {colors[i]} cube in the {colors[i]} bin",
-                skill="put_in",
-                arm=sides[i],
-                object=f"{colors[i]} cube",
-                target=f"{colors[i]} bin",
-                time_budget_s=6.0,
-            )
-            for i in order
+            make_subtask("put_in", sides[i], f"{colors[i]} cube", f"{colors[i]} bin") for i in order
         )
         return Episode(_INSTRUCTIONS[rng.integers(len(_INSTRUCTIONS))], self._subtasks)
 

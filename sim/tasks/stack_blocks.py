@@ -28,6 +28,7 @@ from kinema.sim.tasks.base import (
 )
 from kinema.sim.tasks.colored_slots import ColoredSlots
 from kinema.sim.tasks.objects import box_object
+from kinema.skills import make_subtask
 from kinema.types import Subtask
 
 BLOCK_HALF_M = 0.02
@@ -76,14 +77,7 @@ class StackBlocks(Task):
             sim.set_free_body_pose(name, np.array([*xy, BLOCK_HALF_M]), yaw_quaternion(yaw))
 
         self._subtasks = tuple(
-            Subtask(
-                text=f"put the {upper} block on the {lower} block",
-                skill="stack_on",
-                arm=side,
-                object=f"{upper} block",
-                target=f"{lower} block",
-                time_budget_s=6.0,
-            )
+            make_subtask("stack_on", side, f"{upper} block", f"{lower} block")
             for lower, upper, side in zip(order[:-1], order[1:], sides, strict=True)
         )
         template = _INSTRUCTIONS[rng.integers(len(_INSTRUCTIONS))]

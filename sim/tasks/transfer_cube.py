@@ -21,6 +21,7 @@ import numpy as np
 from kinema.sim.simulation import AlohaSim
 from kinema.sim.tasks.base import COLORS, POSE_DIM, Episode, Region, Task, object_pose
 from kinema.sim.tasks.objects import box_object
+from kinema.skills import make_subtask
 from kinema.types import Subtask
 
 CUBE_HALF_M = 0.02
@@ -51,10 +52,8 @@ class TransferCube(Task):
         sim.set_free_body_pose("cube", np.array([x, y, CUBE_HALF_M]))
         instruction = _INSTRUCTIONS[rng.integers(len(_INSTRUCTIONS))]
         subtasks = (
-            Subtask(
-                "pick up the red cube with the right arm", "pick", "right", "red cube", None, 4.0
-            ),
-            Subtask("hand the red cube to the left arm", "handover", "left", "red cube", None, 4.0),
+            make_subtask("pick", "right", "red cube"),
+            make_subtask("handover", "left", "red cube"),
         )
         return Episode(instruction, subtasks)
 

@@ -1,21 +1,24 @@
 """The policy's skill vocabulary: how each skill is phrased, which arms may do it, whether it has
 a destination, and how long it may take.
 
-This is the one table the brain's schema, its prompts and its parser read, so that a plan the
-brain writes turns into exactly the subtask texts the policy was trained on (the phrasings of the
-simulated tasks' ground-truth plans in ``kinema.sim.tasks``).
+This is the one table that both ends of the subtask language read: the simulated tasks build their
+ground-truth plans with ``make_subtask`` (so the demonstrations label their frames with these
+texts), and the brain's schema, prompts and parser use it, so that a plan the brain writes turns
+into exactly the subtask texts the policy was trained on.
 
 Example:
     >>> subtask_text("pick", "right", "red cube", None)
     'pick up the red cube with the right arm'
     >>> subtask_text("put_in", "left", "purple cube", "purple bin")
     'put the purple cube in the purple bin'
+    >>> make_subtask("pick", "right", "peg").time_budget_s
+    4.0
 """
 
 from dataclasses import dataclass
 from typing import get_args
 
-from kinema.types import Skill, SubtaskArm
+from kinema.types import Skill, Subtask, SubtaskArm
 
 ARMS: tuple[SubtaskArm, ...] = get_args(SubtaskArm)
 """Every arm value a subtask may name: "left", "right", "both"."""
@@ -104,3 +107,10 @@ def subtask_text(skill: Skill, arm: SubtaskArm, object: str, target: str | None)
     if not spec.has_target and target is not None:
         raise ValueError(f"subtask_text: skill {skill!r} takes no target, got {target!r}")
     return spec.template.format(object=object, arm=arm, target=target)
+
+
+def make_subtask(skill: Skill, arm: SubtaskArm, object: str, target: str | None = None) -> Subtask:
+    """The subtask with the canonical text and time budget of ``skill`` (checked as in
+    ``subtask_text``)."""
+    text = subtask_text(skill, arm, object, target)
+    return Subtask(text, skill, arm, object, target, SKILLS[skill].time_budget_s)
