@@ -5,6 +5,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kinema.policies.dit.shipped import SHIPPED_POLICY, SHIPPED_POLICY_TASK
+
 if TYPE_CHECKING:
     from kinema.policies.executor import ExecutorConfig
 
@@ -244,8 +246,9 @@ def _calibrate(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> None:
     import json
+    import random
 
-    from kinema.run import RunConfig, run
+    from kinema.run import RunConfig, run, run_episodes
 
     config = RunConfig(
         policy=args.policy,
@@ -256,7 +259,11 @@ def _run(args: argparse.Namespace) -> None:
         executor=_executor_config(args),
         out=args.out,
     )
-    print(json.dumps(run(config)))
+    if args.episodes == 1:
+        print(json.dumps(run(config)))
+        return
+    first = args.seed if args.seed is not None else random.randrange(1_000_000, 2_000_000)
+    print(json.dumps(run_episodes(config, list(range(first, first + args.episodes)))))
 
 
 def _tasks(args: argparse.Namespace) -> None:
@@ -573,12 +580,25 @@ def build_parser() -> argparse.ArgumentParser:
         "video, and each layer's timing.",
     )
     running.add_argument("instruction", nargs="?", help="default: the task's own for the seed")
-    running.add_argument("--policy", type=Path, required=True, help="save_pretrained folder")
-    running.add_argument("--task", default="TransferCube", help="the simulated scene")
-    running.add_argument("--seed", type=int, default=None, help="default: a random one")
+    running.add_argument(
+        "--policy",
+        type=Path,
+        default=SHIPPED_POLICY,
+        help="save_pretrained folder (default: the shipped state-based SortCubes policy)",
+    )
+    running.add_argument("--task", default=SHIPPED_POLICY_TASK, help="the simulated scene")
+    running.add_argument(
+        "--seed", type=int, default=None, help="default: a random one (the first of --episodes)"
+    )
+    running.add_argument(
+        "--episodes",
+        type=int,
+        default=1,
+        help="run this many seeds in turn and print their summary (success rate, deadlines)",
+    )
     running.add_argument(
         "--brain",
-        default="oracle",
+        default="embedded",
         help="embedded, oracle, transformers:<dir> or http:<base_url>#<model>",
     )
     running.add_argument("--out", type=Path, default=Path("outputs/run"))

@@ -171,6 +171,15 @@ class EpisodeResult:
         handover_frames: frames where a new chunk took over.
         predictions: chunks predicted.
         inference_ms: each prediction's time, milliseconds.
+        late_chunks: predictions that took longer than the time their chunk allowed: with
+            real-time chunking ``latency_steps`` frames (the frames the old chunk keeps running
+            while the new one is computed), otherwise one frame (the loop waits for it); the
+            first chunk of an episode, and the first after a hold, are predicted while the arms
+            stand still and have no deadline.
+        cerebellum_ms: each frame's cerebellum time (the frame's ten 500 Hz commands),
+            milliseconds.
+        cerebellum_misses: frames whose cerebellum time exceeded the frame (20 ms), so that
+            its last commands would have been late on a real-time clock.
         late_frames: frames that began later than their 20 ms slot (``pace=True`` only).
         held_frames: frames the robot held still because the brain said so.
         subtasks_done: the brain's subtasks reported done (with a brain).
@@ -183,6 +192,9 @@ class EpisodeResult:
     handover_frames: list[int]
     predictions: int
     inference_ms: list[float] = field(default_factory=list)
+    late_chunks: int = 0
+    cerebellum_ms: list[float] = field(default_factory=list)
+    cerebellum_misses: int = 0
     late_frames: int = 0
     held_frames: int = 0
     subtasks_done: int = 0
@@ -227,6 +239,10 @@ def run_episode(
     history = ObservationHistory(policy.config.observation_steps)
     info = task_info() if task_info is not None else None
     inference_ms: list[float] = []
+    late_chunks = 0
+    chunk_deadline_ms = (
+        1e3 * CONTROL_DT_S * (executor_config.latency_steps if executor_config.mode == "rtc" else 1)
+    )
 
     def subtask_text() -> str:
         if brain is not None:
@@ -236,17 +252,22 @@ def run_episode(
         return subtask.text if subtask is not None else instruction
 
     def predict(stacked: dict, prefix: np.ndarray | None) -> np.ndarray:
+        nonlocal late_chunks
         text = subtask_text()
         start = time.perf_counter()
         chunk = policy.predict_chunk(
             stacked, text, observation.timestamp_s, generator=generator, prefix=prefix
         )
-        inference_ms.append(1e3 * (time.perf_counter() - start))
+        elapsed_ms = 1e3 * (time.perf_counter() - start)
+        inference_ms.append(elapsed_ms)
+        if executor.current is not None and elapsed_ms > chunk_deadline_ms:
+            late_chunks += 1  # a chunk was running that this one had to take over in time
         return chunk.actions
 
     executor = ChunkExecutor(predict, executor_config)
     executors = [(0, executor)]  # (first executed frame, executor): a new one after each hold
     executed, stages, late, held, frame = [], [], 0, 0, 0
+    cerebellum_ms: list[float] = []
     next_frame_s = time.monotonic()
     for _ in range(max_frames):
         if brain is not None:
@@ -268,7 +289,9 @@ def run_episode(
             upcoming = executor.actions(stacked, frame, driver.lookahead_frames)
             frame += 1
             executed.append(upcoming[0])
+            start = time.perf_counter()
             commands = driver.commands(upcoming)
+            cerebellum_ms.append(1e3 * (time.perf_counter() - start))
             for command in commands[stride - 1 :: stride]:
                 robot.command(command)
         if pace:
@@ -294,6 +317,9 @@ def run_episode(
         handover_frames=[first + f for first, ex in executors for f in ex.handover_frames],
         predictions=sum(ex.predictions for _, ex in executors),
         inference_ms=inference_ms,
+        late_chunks=late_chunks,
+        cerebellum_ms=cerebellum_ms,
+        cerebellum_misses=sum(ms > 1e3 * CONTROL_DT_S for ms in cerebellum_ms),
         late_frames=late,
         held_frames=held,
         subtasks_done=brain.subtasks_done if brain is not None else 0,

@@ -17,18 +17,21 @@ Example:
         --task TransferCube --policy outputs/dit/policy --brain oracle --seed 3
 """
 
+import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from kinema.control_loop import run_episode
+from kinema.control_loop import EpisodeResult, run_episode
 from kinema.deploy import SIMULATED_WATCHDOG_S
+from kinema.evaluate import wilson_interval
 from kinema.hardware.safety import SafeRobot, SafetyConfig
 from kinema.hardware.sim_robot import SimRobot, SimRobotConfig
 from kinema.policies.brain import (
@@ -40,9 +43,11 @@ from kinema.policies.brain import (
     Planner,
     scene_objects,
 )
+from kinema.policies.brain.trace import Decision
 from kinema.policies.dit.policy import DiTPolicy
+from kinema.policies.dit.shipped import SHIPPED_POLICY, SHIPPED_POLICY_TASK
 from kinema.policies.executor import ExecutorConfig
-from kinema.sim.simulation import CONTROL_DT_S
+from kinema.sim.simulation import CONTROL_DT_S, PHYSICS_STEPS_PER_CONTROL
 from kinema.sim.tasks import make_task
 from kinema.video import Mp4Writer, mosaic
 
@@ -55,9 +60,10 @@ class RunConfig:
     """What ``kinema run`` runs.
 
     Attributes:
-        policy: the DiT policy's ``save_pretrained`` directory.
+        policy: the DiT policy's ``save_pretrained`` directory (default: the shipped one).
         instruction: what to do; None uses the task's own instruction for the seed.
-        task: the simulated task (the scene and the success test).
+        task: the simulated task (the scene and the success test); default: the shipped
+            policy's.
         seed: the episode's seed; None draws one.
         brain: "embedded", "oracle", "transformers:<dir>" or "http:<base_url>#<model>".
         executor: how chunks become actions.
@@ -66,11 +72,11 @@ class RunConfig:
             embedded brain was trained on 96×128).
     """
 
-    policy: Path
+    policy: Path = SHIPPED_POLICY
     instruction: str | None = None
-    task: str = "TransferCube"
+    task: str = SHIPPED_POLICY_TASK
     seed: int | None = None
-    brain: str = "oracle"
+    brain: str = "embedded"
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     out: Path = Path("outputs/run")
     image_size: tuple[int, int] = (96, 128)
@@ -104,6 +110,42 @@ def percentiles_ms(values_ms: list[float]) -> dict[str, float]:
         return {"p50_ms": 0.0, "p99_ms": 0.0}
     p50, p99 = np.percentile(values_ms, [50, 99])
     return {"p50_ms": round(float(p50), 1), "p99_ms": round(float(p99), 1)}
+
+
+def layer_timing(
+    result: EpisodeResult, decisions: list[Decision], executor: ExecutorConfig
+) -> dict[str, dict[str, Any]]:
+    """Each layer's latency (p50/p99, ms), achieved rate and deadline misses in one episode.
+
+    Rates are per second of robot time (frames × 20 ms): the brain's checks, the policy's
+    chunks; the cerebellum's achievable rate is its ticks over the compute time they took
+    (10 ticks a frame / mean frame time), to set beside the 500 Hz it must sustain.
+    """
+    robot_time_s = max(result.frames + result.held_frames, 1) * CONTROL_DT_S
+    checks = [d.latency_s * 1e3 for d in decisions if d.kind == "check"]
+    plans = [d.latency_s * 1e3 for d in decisions if d.kind in ("plan", "replan")]
+    cerebellum_s = sum(result.cerebellum_ms) / 1e3
+    ticks = PHYSICS_STEPS_PER_CONTROL * len(result.cerebellum_ms)
+    return {
+        "brain": {
+            "check": percentiles_ms(checks),
+            "plan": percentiles_ms(plans),
+            "checks_per_s": round(len(checks) / robot_time_s, 2),
+        },
+        "policy": {
+            "inference": percentiles_ms(result.inference_ms),
+            "chunks_per_s": round(result.predictions / robot_time_s, 2),
+            "deadline_ms": round(
+                1e3 * CONTROL_DT_S * (executor.latency_steps if executor.mode == "rtc" else 1), 1
+            ),
+            "late_chunks": result.late_chunks,
+        },
+        "cerebellum": {
+            "frame": percentiles_ms(result.cerebellum_ms),
+            "achievable_hz": round(ticks / cerebellum_s) if cerebellum_s else 0,
+            "deadline_misses": result.cerebellum_misses,
+        },
+    }
 
 
 def run(config: RunConfig) -> dict[str, Any]:
@@ -152,22 +194,61 @@ def run(config: RunConfig) -> dict[str, Any]:
                 )
         finally:
             writer.close()
-        success = bool(robot.task_info()["is_success"])
-    checks = [d.latency_s * 1e3 for d in brain.decisions if d.kind == "check"]
+        final = robot.task_info()
     return {
         "task": config.task,
         "seed": seed,
         "instruction": instruction,
         "brain": config.brain,
-        "success": success,
+        "success": bool(final["is_success"]),
         "subtasks_done": result.subtasks_done,
+        "subtasks": len(final["subtasks"]),
+        "stage": final["stage"],
         "brain_phase": brain.phase,
         "frames": result.frames,
         "held_frames": result.held_frames,
         "video": str(video),
         "trace": str(config.out / f"trace_seed{seed}"),
-        "policy_inference": percentiles_ms(result.inference_ms),
-        "brain_check": percentiles_ms(checks),
+        "timing": layer_timing(result, brain.decisions, config.executor),
         "safety_interventions": safe.intervention_counts(),
         "seconds": round(time.perf_counter() - start, 1),
     }
+
+
+def run_episodes(config: RunConfig, seeds: list[int]) -> dict[str, Any]:
+    """Run the full stack once per seed (one after the other, so each layer's timing is
+    measured on an otherwise idle machine); the summary over the episodes, also written with
+    every episode's report to ``out/<task>_<brain kind>.json``.
+
+    The summary: success rate with its 95 % Wilson interval, the mean fraction of the task's
+    subtasks the brain reported done, and, over all episodes, the late policy chunks, the
+    cerebellum's deadline misses and its p99 frame time, and the policy's p99 inference time.
+    """
+    reports = []
+    progress = tqdm(seeds, desc=f"run {config.task}", unit="episode")
+    for seed in progress:
+        reports.append(run(replace(config, seed=seed)))
+        progress.set_postfix(success=sum(r["success"] for r in reports))
+    successes = sum(r["success"] for r in reports)
+    low, high = wilson_interval(successes, len(reports))
+    timing = [r["timing"] for r in reports]
+    summary = {
+        "task": config.task,
+        "brain": config.brain,
+        "episodes": len(reports),
+        "success_rate": round(successes / max(len(reports), 1), 4),
+        "ci95": [round(low, 4), round(high, 4)],
+        "subtasks_done_fraction": round(
+            float(np.mean([r["subtasks_done"] / r["subtasks"] for r in reports])), 4
+        ),
+        "late_chunks": sum(t["policy"]["late_chunks"] for t in timing),
+        "cerebellum_deadline_misses": sum(t["cerebellum"]["deadline_misses"] for t in timing),
+        "cerebellum_frame_p99_ms": max(t["cerebellum"]["frame"]["p99_ms"] for t in timing),
+        "policy_inference_p99_ms": max(t["policy"]["inference"]["p99_ms"] for t in timing),
+        "failed_seeds": [r["seed"] for r in reports if not r["success"]],
+    }
+    kind = config.brain.partition(":")[0]
+    (config.out / f"{config.task}_{kind}.json").write_text(
+        json.dumps({"summary": summary, "episodes": reports}, indent=1)
+    )
+    return summary

@@ -76,3 +76,34 @@ def test_the_arms_hold_while_the_brain_plans_and_the_episode_still_succeeds():
     result, _, _, info = run_with_brain(lambda task_info: SlowPlanner(task_info, 0.3))
     assert result.held_frames >= 3  # 0.3 s of planning: the arms held still meanwhile
     assert info["is_success"] and result.subtasks_done == 2
+
+
+class SlowPolicy(ReplayPolicy):
+    """The replay policy, taking ``delay_s`` of wall time for every chunk after the first."""
+
+    def __init__(self, actions, delay_s: float):
+        super().__init__(actions)
+        self.delay_s = delay_s
+
+    def predict_chunk(self, observation, subtask, time_s=0.0, generator=None, prefix=None):
+        if self.calls:
+            time.sleep(self.delay_s)
+        return super().predict_chunk(observation, subtask, time_s, generator, prefix)
+
+
+def late_chunks(delay_s: float, executor: ExecutorConfig) -> tuple[int, int, list[float]]:
+    policy = SlowPolicy(expert_actions("TransferCube", 0), delay_s)
+    with SimRobot(SimRobotConfig(task="TransferCube", seed=0)) as robot:
+        result = run_episode(robot, policy, executor, max_frames=120)
+    return result.late_chunks, result.predictions, result.cerebellum_ms
+
+
+def test_chunks_that_miss_their_deadline_are_counted_and_the_cerebellum_is_timed():
+    rtc = ExecutorConfig(mode="rtc", executed_steps=25, latency_steps=3)  # 60 ms to predict
+    late, predictions, cerebellum_ms = late_chunks(0.15, rtc)
+    assert predictions >= 4 and late == predictions - 1  # all but the first, which has none
+    assert len(cerebellum_ms) == 120 and all(ms > 0 for ms in cerebellum_ms)
+    late, predictions, _ = late_chunks(0.005, rtc)  # well within the 60 ms that rtc allows
+    assert predictions >= 4 and late == 0
+    late, predictions, _ = late_chunks(0.05, REPLAY)  # the loop waits: one 20 ms frame
+    assert predictions >= 4 and late == predictions - 1

@@ -172,13 +172,23 @@ def test_run_command_drives_a_saved_policy_with_the_ground_truth_brain(
     main(
         [
             "run", "--policy", str(tmp_path / "policy"), "--task", "TransferCube",
-            "--seed", "4", "--brain", "oracle", "--out", str(tmp_path / "run"),
+            "--seed", "4", "--episodes", "2", "--brain", "oracle", "--out", str(tmp_path / "run"),
         ]
     )  # fmt: skip
-    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert report["seed"] == 4 and report["brain"] == "oracle"
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    saved = json.loads((tmp_path / "run" / "TransferCube_oracle.json").read_text())
+    assert saved["summary"] == summary and summary["episodes"] == 2
+    assert [report["seed"] for report in saved["episodes"]] == [4, 5]
+    successes = sum(report["success"] for report in saved["episodes"])
+    assert summary["success_rate"] == successes / 2
+    assert summary["late_chunks"] == sum(
+        report["timing"]["policy"]["late_chunks"] for report in saved["episodes"]
+    )
+    report = saved["episodes"][0]
+    assert report["brain"] == "oracle" and report["subtasks"] == 2
     assert report["success"] in (True, False) and report["subtasks_done"] in (0, 1, 2)
-    assert report["frames"] > 0 and report["policy_inference"]["p50_ms"] > 0
+    assert report["frames"] > 0 and report["timing"]["policy"]["inference"]["p50_ms"] > 0
+    assert report["timing"]["cerebellum"]["frame"]["p50_ms"] > 0
     assert len(decode(report["video"])) >= report["frames"]
     decisions = (Path(report["trace"]) / "decisions.jsonl").read_text().splitlines()
     assert json.loads(decisions[0])["kind"] == "plan"
