@@ -157,16 +157,18 @@ def _add_executor_arguments(parser: argparse.ArgumentParser) -> None:
 def _eval(args: argparse.Namespace) -> None:
     import json
 
+    from kinema.episode_pool import PoolConfig
     from kinema.evaluate import EvalConfig, evaluate
 
     executor = _executor_config(args)
+    pool = PoolConfig(workers=args.workers, ray_address=args.ray_address)
     for task in args.task:
         config = EvalConfig(
             policy=args.policy,
             task=task,
             episodes=args.episodes,
             first_seed=args.first_seed,
-            workers=args.workers,
+            pool=pool,
             executor=executor,
             inference_steps=args.inference_steps,
             videos=args.videos,
@@ -471,14 +473,24 @@ def build_parser() -> argparse.ArgumentParser:
         "eval",
         help="success rate of a trained policy in simulation",
         description="Run seeded episodes of a policy through the cerebellum in parallel worker "
-        "processes; one JSON line per task with success_rate and its 95 %% interval (ci95), the "
-        "mean stage reached, chunk hand-over jumps, and MP4s of the first episodes.",
+        "processes, or on a Ray cluster; one JSON line per task with success_rate and its 95 % "
+        "interval (ci95), the mean stage reached, chunk hand-over jumps, and MP4s of the first "
+        "episodes.",
     )
     evaluation.add_argument("--policy", type=Path, required=True, help="save_pretrained folder")
     evaluation.add_argument("--task", nargs="+", default=["TransferCube"])
     evaluation.add_argument("--episodes", type=int, default=50)
     evaluation.add_argument("--first-seed", type=int, default=100_000)
-    evaluation.add_argument("--workers", type=int, default=2)
+    evaluation.add_argument(
+        "--workers", type=int, default=2, help="episodes in parallel (processes or Ray actors)"
+    )
+    evaluation.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="run the episodes on this Ray cluster (`auto`, `ray://host:10001`, or `local` to "
+        "start one here)",
+    )
     _add_executor_arguments(evaluation)
     evaluation.add_argument("--inference-steps", type=int, default=None)
     evaluation.add_argument("--videos", type=int, default=2, help="episodes to film")

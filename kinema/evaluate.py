@@ -16,8 +16,12 @@ positions in m for end-effector ones, before the cerebellum smooths them —, th
 inference time, and MP4s of the first episodes (the cameras, captioned with the subtask, the
 stage and the executor mode).
 
-Episodes run in parallel worker processes (spawned, one torch thread each), each loading the
-policy once with ``from_pretrained``.
+Episodes run through ``kinema.episode_pool``: in parallel worker processes (spawned, one torch
+thread each) or, with ``pool.ray_address``, as actors on a Ray cluster; each worker loads the
+policy once with ``from_pretrained``. Ray workers get the policy folder's files through Ray's
+object store, so they need not read its path (a pretrained text model the checkpoint names by
+path, ``DiTConfig.text_model``, must be readable there), and the films come back with the
+results.
 
 Example:
     summary = evaluate(EvalConfig(policy=Path("outputs/dit/policy"), task="TransferCube"))
@@ -26,19 +30,19 @@ Example:
 
 import json
 import math
+import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from multiprocessing import get_context
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from kinema.control_loop import run_episode
 from kinema.datasets.record import subtask_text
+from kinema.episode_pool import PoolConfig, PortableFolder, map_episodes
 from kinema.hardware.robot import RobotObservation
 from kinema.hardware.sim_robot import SimRobot, SimRobotConfig
 from kinema.policies.dit.config import DiTConfig
@@ -58,7 +62,7 @@ class EvalConfig:
         task: the simulated task.
         episodes: seeded episodes, seeds ``first_seed`` … ``first_seed + episodes - 1``.
         first_seed: the first seed (the default stays clear of recorded demonstrations' seeds).
-        workers: parallel worker processes.
+        pool: where the episodes run: parallel worker processes, or a Ray cluster.
         executor: how chunks become actions.
         inference_steps: denoising steps per chunk (None: the policy's own).
         videos: how many of the first episodes to film.
@@ -69,7 +73,7 @@ class EvalConfig:
     task: str = "TransferCube"
     episodes: int = 50
     first_seed: int = 100_000
-    workers: int = 2
+    pool: PoolConfig = field(default_factory=PoolConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     inference_steps: int | None = None
     videos: int = 2
@@ -138,66 +142,54 @@ def run_policy_episode(
     }
 
 
-_worker_policy: DiTPolicy | None = None
-
-
-def _load_worker(policy_dir: str, inference_steps: int | None) -> None:
-    global _worker_policy
-    torch.set_num_threads(1)
-    _worker_policy = _load(Path(policy_dir), inference_steps)
-
-
-def _load(policy_dir: Path, inference_steps: int | None) -> DiTPolicy:
-    policy = DiTPolicy.from_pretrained(policy_dir)
+def _load(folder: PortableFolder, inference_steps: int | None) -> DiTPolicy:
+    """A worker's policy: the checkpoint in ``folder``, with ``inference_steps`` if given."""
+    with folder.opened() as directory:
+        policy = DiTPolicy.from_pretrained(directory)
     if inference_steps is not None:
         policy.config = replace(policy.config, inference_steps=inference_steps)
     return policy
 
 
-def _worker_episode(
-    task: str, seed: int, executor: ExecutorConfig, video: str | None
-) -> dict[str, Any]:
-    assert _worker_policy is not None
-    return run_policy_episode(_worker_policy, task, seed, executor, Path(video) if video else None)
+@dataclass(frozen=True)
+class _Episode:
+    """One evaluation episode as the pool runs it (picklable, so it travels to the workers).
+
+    A filmed episode's MP4 is written on the worker and returned as bytes under ``"video"``,
+    so that films from a Ray cluster's machines reach the driver's ``out`` folder."""
+
+    task: str
+    executor: ExecutorConfig
+    filmed: frozenset[int]
+
+    def __call__(self, policy: DiTPolicy, seed: int) -> dict[str, Any]:
+        if seed not in self.filmed:
+            return run_policy_episode(policy, self.task, seed, self.executor)
+        with tempfile.TemporaryDirectory(prefix="kinema-eval-") as folder:
+            video = Path(folder) / "episode.mp4"
+            result = run_policy_episode(policy, self.task, seed, self.executor, video)
+            return {**result, "video": video.read_bytes()}
 
 
 def evaluate(config: EvalConfig) -> dict[str, Any]:
     """Run the episodes of ``config`` and return the report (also written as JSON to ``out``)."""
     config.out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(config.first_seed, config.first_seed + config.episodes))
-    videos = [
-        str(config.out / f"{config.task}_seed{seed}.mp4") if index < config.videos else None
-        for index, seed in enumerate(seeds)
-    ]
     start = time.perf_counter()
-    results: list[dict[str, Any]] = []
-    progress = tqdm(total=len(seeds), desc=f"eval {config.task}", unit="episode")
-    if config.workers <= 1:
-        policy = _load(config.policy, config.inference_steps)
-        for seed, video in zip(seeds, videos, strict=True):
-            video_path = Path(video) if video else None
-            results.append(
-                run_policy_episode(policy, config.task, seed, config.executor, video_path)
-            )
-            progress.update()
-    else:
-        with ProcessPoolExecutor(
-            max_workers=config.workers,
-            mp_context=get_context("spawn"),
-            initializer=_load_worker,
-            initargs=(str(config.policy), config.inference_steps),
-        ) as pool:
-            for result in pool.map(
-                _worker_episode,
-                [config.task] * len(seeds),
-                seeds,
-                [config.executor] * len(seeds),
-                videos,
-            ):
-                results.append(result)
-                progress.update()
-                progress.set_postfix(success=sum(r["success"] for r in results))
-    progress.close()
+    results = map_episodes(
+        partial(_load, config.pool.portable(config.policy), config.inference_steps),
+        _Episode(config.task, config.executor, frozenset(seeds[: config.videos])),
+        seeds,
+        config.pool,
+        description=f"eval {config.task}",
+        postfix=lambda arrived: {"success": sum(result["success"] for result in arrived)},
+    )
+    videos = []
+    for result in results:
+        if "video" in result:
+            video = config.out / f"{config.task}_seed{result['seed']}.mp4"
+            video.write_bytes(result.pop("video"))
+            videos.append(str(video))
     policy_space = DiTConfig.load(config.policy / CONFIG_FILE).action_space
     successes = sum(result["success"] for result in results)
     low, high = wilson_interval(successes, len(results))
@@ -213,7 +205,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         "step_jump": round(float(np.median([r["step_jump"] for r in results])), 5),
         "inference_ms": round(float(np.median([r["inference_ms"] for r in results])), 1),
         "failed_seeds": [r["seed"] for r in results if not r["success"]],
-        "videos": [video for video in videos if video],
+        "videos": videos,
         "seconds": round(time.perf_counter() - start, 1),
     }
     (config.out / f"{config.task}_{config.executor.mode}.json").write_text(
