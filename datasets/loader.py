@@ -28,6 +28,7 @@ Example:
     loader.stats["action"].mean   # normalisation statistics (kinema.datasets.stats)
 """
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,7 +224,8 @@ class WindowLoader:
         expected: feature → shape a consumer needs (e.g. a policy's); checked before anything
             is decoded, with an error naming ``meta/info.json``.
         process_index, process_count: this training process and how many there are; each gets
-            its own share of the episodes.
+            its own share of the episodes. (``kinema train`` passes its data shard here: a
+            process playing several shards has a loader for each, see ``for_process``.)
 
     Iterating gives one epoch (the next one each time); ``stream(start_batch)`` gives batches
     without end, from batch ``start_batch`` on (for training and resuming).
@@ -251,6 +253,11 @@ class WindowLoader:
                 f"of {process_count} process(es) × {max(config.workers, 1)} worker(s); use fewer "
                 "workers"
             )
+        self._serve(process_index, process_count)
+
+    def _serve(self, process_index: int, process_count: int) -> None:
+        """Serve the batches of process ``process_index`` of ``process_count``, from epoch 0."""
+        config = self.config
         self.stream_dataset = WindowStream(self.table, config, process_index, process_count)
         self.epoch = 0
         self.loader = DataLoader(
@@ -264,6 +271,20 @@ class WindowLoader:
             # or a resumed training run would draw different noise
             generator=torch.Generator().manual_seed(config.seed),
         )
+
+    def for_process(self, process_index: int) -> "WindowLoader":
+        """The loader of process ``process_index`` of the same ``process_count``, sharing this
+        one's episode table and statistics (read and computed once): what that process's own
+        ``WindowLoader`` serves."""
+        process_count = self.stream_dataset.process_count
+        if not 0 <= process_index < process_count:
+            raise ValueError(
+                f"WindowLoader.for_process: process_index must be in 0..{process_count - 1}, "
+                f"got {process_index}"
+            )
+        other = copy.copy(self)
+        other._serve(process_index, process_count)
+        return other
 
     def __iter__(self) -> Iterator[dict]:
         """The batches of the next epoch."""

@@ -107,6 +107,8 @@ def _dataset_windows(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     import json
 
+    from accelerate import PartialState
+
     from kinema.policies.dit.train import TrainConfig, train
 
     overrides = {
@@ -132,8 +134,12 @@ def _train(args: argparse.Namespace) -> None:
         mixed_precision=args.mixed_precision,
         seed=args.seed,
         resume=args.resume,
+        shards=args.shards,
+        step_log=args.step_log,
     )
-    print(json.dumps(train(config, overrides)))
+    summary = train(config, overrides)
+    if PartialState().is_main_process:  # under accelerate, one summary for the whole run
+        print(json.dumps(summary))
 
 
 def _executor_config(args: argparse.Namespace) -> "ExecutorConfig":
@@ -466,6 +472,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="a DiTConfig field, e.g. --set hidden_dim=128 --set objective='\"flow\"'",
     )
     train.add_argument("--resume", action="store_true", help="continue the run in --output")
+    train.add_argument(
+        "--shards",
+        type=int,
+        default=None,
+        help="split each step's global batch into this many shards of --batch-size windows, "
+        "each process accumulating the gradients of shards/processes of them (default: one per "
+        "process); the same --shards on 1 GPU reproduces a run on several",
+    )
+    train.add_argument(
+        "--step-log",
+        action="store_true",
+        help="every process writes OUTPUT/steps/process-N.jsonl: each step's losses, gradient "
+        "norm and learning rate",
+    )
     add_window_arguments(train)
     train.set_defaults(run=_train)
 
