@@ -277,7 +277,6 @@ class _Run:
         policy = DiTPolicy(self.policy_config, self.loader.stats)
         if self.policy_config.image_encoder_weights:
             policy.load_image_encoders(Path(self.policy_config.image_encoder_weights))
-        self.ema = EmaWeights(policy, config.ema_decay)
         optimiser = torch.optim.AdamW(
             policy.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
@@ -285,6 +284,8 @@ class _Run:
             optimiser, config.warmup_steps, config.steps
         )
         self.policy, self.optimiser = accelerator.prepare(policy, optimiser)
+        # the average lives where the weights do (on the GPU once prepared)
+        self.ema = EmaWeights(accelerator.unwrap_model(self.policy), config.ema_decay)
         accelerator.register_for_checkpointing(self.schedule, self.ema)
         self.step = 0
         self.losses: list[float] = []
