@@ -43,8 +43,9 @@ Each figure times up to ``--calls`` chunks (``--train-steps`` steps) after up to
 (``--train-warmup``) untimed ones, fewer for slow policies: see ``Budget`` and ``--budget-s``.
 
 Usage:  nice -n 5 .venv/bin/python -P benchmarks/policy_speed.py [--calls 30] [--budget-s 30]
-            [--direct-100]
-Ends with one JSON line of the figures.
+            [--direct-100] [--dit-only]
+``--dit-only`` times only our DiT's chunks (both configurations; no training steps, no lerobot
+policies), in seconds rather than minutes. Ends with one JSON line of the figures.
 """
 
 import argparse
@@ -458,12 +459,24 @@ def main() -> None:
         action="store_true",
         help="time lerobot Diffusion's 100-step chunk itself (minutes on 2 cores)",
     )
+    parser.add_argument(
+        "--dit-only",
+        action="store_true",
+        help="time only our DiT's chunks (both configurations), nothing else",
+    )
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
     inference = Budget(args.calls, args.warmup, args.budget_s)
     training = Budget(args.train_steps, args.train_warmup, args.budget_s)
 
+    if args.dit_only:
+        figures = bench_dit("dit", SHIPPED, inference, None)
+        figures |= bench_dit("dit_default", {}, inference, None)
+        for key in ("dit_ms_per_chunk", "dit_default_ms_per_chunk"):
+            print(f"{key:40s} {figures[key]:11.2f}")
+        print(json.dumps({key: round(value, 4) for key, value in figures.items()}))
+        return
     figures = bench_dit("dit", SHIPPED, inference, training)
     figures |= bench_dit("dit_default", {}, inference, None)
     figures |= bench_act(inference, training)

@@ -9,6 +9,7 @@ import torch
 
 from kinema.datasets.loader import WindowConfig, WindowLoader
 from kinema.policies.dit.config import DiTConfig
+from kinema.policies.dit.encoders import StackedImageEncoders
 from kinema.policies.dit.policy import DiTPolicy, PolicyInputError
 
 TINY = DiTConfig(
@@ -28,6 +29,25 @@ TINY = DiTConfig(
     text_max_bytes=48,
     inference_steps=4,
 )
+
+
+# two cameras (the recording has one: the second sees cam_high's frames upside down)
+TWO_CAMERAS = DiTConfig(**{**TINY.__dict__, "cameras": ("cam_high", "cam_left_wrist")})
+
+
+def with_second_camera(batch: dict) -> dict:
+    images = batch["observation.images.cam_high"]
+    return {**batch, "observation.images.cam_left_wrist": images.flip(-2)}
+
+
+def perturbed(policy: DiTPolicy, seed: int = 0) -> DiTPolicy:
+    """``policy`` with noise added to every parameter (adaLN-Zero starts every block as the
+    identity, which would hide most of the network)."""
+    with torch.no_grad():
+        torch.manual_seed(seed)
+        for parameter in policy.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    return policy
 
 
 def windows(root, config: DiTConfig, batch_size: int = 16) -> WindowLoader:
@@ -149,25 +169,73 @@ def test_image_encoders_start_from_exported_weights_of_the_same_size(recorded_da
 
 @pytest.mark.parametrize("objective", ["diffusion", "flow"])
 @pytest.mark.parametrize("batch_size", [1, 3])
+@pytest.mark.parametrize("cameras", [1, 2])
 def test_the_inference_path_samples_what_the_full_network_samples(
-    recorded_dataset, objective, batch_size
+    recorded_dataset, objective, batch_size, cameras
 ):
     """In eval mode sampling prepares the observation's keys, values and modulations once per
-    chunk and drops padding; in training mode it runs the whole network every step. Both must
-    give the same chunk (up to float rounding), with and without a prefix to inpaint."""
+    chunk and drops padding, runs several cameras' image encoders as one network and keeps the
+    text's tokens; in training mode it runs the whole network every step. Both must give the
+    same chunk (up to float rounding), with and without a prefix to inpaint."""
     root, _ = recorded_dataset
-    config = DiTConfig(**{**TINY.__dict__, "objective": objective})
-    loader = windows(root, config, batch_size=batch_size)
-    batch = first_batch(loader)
+    config = DiTConfig(**{**(TINY, TWO_CAMERAS)[cameras - 1].__dict__, "objective": objective})
+    loader = windows(root, TINY, batch_size=batch_size)
+    batch = with_second_camera(first_batch(loader))
     batch["task"] = ["pick up the red cube with the right arm", "x", ""][:batch_size]
-    policy = DiTPolicy(config, loader.stats)
-    with torch.no_grad():
-        torch.manual_seed(0)
-        for parameter in policy.parameters():  # adaLN-Zero starts every block as the identity
-            parameter.add_(0.05 * torch.randn_like(parameter))
+    policy = perturbed(DiTPolicy(config, loader.stats))
     prefix = batch["action"][:, :3]
     with torch.no_grad():
         for known in (None, prefix):
             full = policy.train().sample(batch, torch.Generator().manual_seed(3), known)
             fast = policy.eval().sample(batch, torch.Generator().manual_seed(3), known)
             torch.testing.assert_close(fast, full, rtol=0, atol=1e-5)
+
+
+def test_stacked_image_encoders_give_every_camera_its_own_tokens(recorded_dataset):
+    """When sampling, several cameras' image encoders run as one grouped network; every camera
+    must get the tokens its own encoder gives."""
+    root, _ = recorded_dataset
+    loader = windows(root, TINY, batch_size=3)
+    batch = with_second_camera(first_batch(loader))
+    policy = perturbed(DiTPolicy(TWO_CAMERAS, loader.stats)).eval()
+    images = [
+        batch[feature].flatten(0, 1).float() / 255.0 for feature in TWO_CAMERAS.image_features()
+    ]
+    encoders = [policy.image_encoders[camera] for camera in TWO_CAMERAS.cameras]
+    with torch.no_grad():
+        stacked = StackedImageEncoders(encoders)(images)
+        for encoder, frames, tokens in zip(encoders, images, stacked, strict=True):
+            torch.testing.assert_close(tokens, encoder(frames), rtol=0, atol=1e-5)
+
+
+def test_what_sampling_keeps_follows_the_weights(recorded_dataset):
+    """Sampling keeps what it derives from the weights across chunks (the transformer's laid-out
+    weights, the stacked image encoders, the text's tokens); after the weights change (loaded,
+    or an optimiser step) the next chunk must be the one a fresh policy with those weights
+    samples."""
+    root, _ = recorded_dataset
+    loader = windows(root, TINY, batch_size=1)
+    batch = with_second_camera(first_batch(loader))
+
+    def chunk(policy: DiTPolicy) -> torch.Tensor:
+        return policy.eval().sample(batch, torch.Generator().manual_seed(5))
+
+    def fresh(policy: DiTPolicy) -> DiTPolicy:
+        copy = DiTPolicy(TWO_CAMERAS, loader.stats)
+        copy.load_state_dict(policy.state_dict())
+        return copy
+
+    policy = perturbed(DiTPolicy(TWO_CAMERAS, loader.stats))
+    first = chunk(policy)
+    assert torch.equal(chunk(policy), first)  # kept, the same
+    other = perturbed(DiTPolicy(TWO_CAMERAS, loader.stats), seed=1)
+    policy.load_state_dict(other.state_dict())
+    loaded = chunk(policy)
+    assert not torch.equal(loaded, first)
+    assert torch.equal(loaded, chunk(other))
+    optimiser = torch.optim.SGD(policy.parameters(), lr=0.1)
+    policy.train().loss(batch).backward()
+    optimiser.step()
+    stepped = chunk(policy)
+    assert not torch.equal(stepped, loaded)
+    assert torch.equal(stepped, chunk(fresh(policy)))

@@ -25,6 +25,7 @@ Example:
 import functools
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,118 @@ class ImageEncoder(nn.Module):
         tokens = features.flatten(2).transpose(1, 2)  # (B, h·w, hidden)
         positions = _sine_positions_cached(height, width, self.hidden_dim).to(tokens)
         return tokens + positions
+
+
+class StackedImageEncoders:
+    """Several cameras' ``ImageEncoder``s of the same sizes as one network, for inference (no
+    gradients): each convolution is one grouped convolution whose groups are the cameras, each
+    GroupNorm one GroupNorm whose groups are the cameras' groups in turn, so every camera's
+    numbers go through its own weights only: the same tokens as the separate encoders, up to
+    float rounding, in a fraction of the operations, which at batch 1 (small convolutions)
+    is markedly faster. Made from the encoders' current weights (concatenated copies): its
+    owner makes it anew when they change."""
+
+    def __init__(self, encoders: list[ImageEncoder]):
+        self.cameras = len(encoders)
+        self.hidden_dim = encoders[0].hidden_dim
+        with torch.inference_mode(False), torch.no_grad():
+            self.mean = torch.cat([encoder.mean for encoder in encoders], dim=1)
+            self.std = torch.cat([encoder.std for encoder in encoders], dim=1)
+            stems = [encoder.stem for encoder in encoders]
+            self.stem = _stacked_conv([stem[0] for stem in stems])
+            self.stem_norm = _stacked_norm([stem[1] for stem in stems])
+            self.stages = [
+                _StackedBlock(
+                    conv1=_stacked_conv([block.conv1 for block in blocks]),
+                    norm1=_stacked_norm([block.norm1 for block in blocks]),
+                    conv2=_stacked_conv([block.conv2 for block in blocks]),
+                    norm2=_stacked_norm([block.norm2 for block in blocks]),
+                    skip=(
+                        None
+                        if isinstance(blocks[0].skip, nn.Identity)
+                        else _stacked_conv([block.skip for block in blocks])
+                    ),
+                )
+                for blocks in zip(*(encoder.stages for encoder in encoders), strict=True)
+            ]
+            self.project = _stacked_conv([encoder.project for encoder in encoders])
+
+    def __call__(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Each camera's images (B, 3, H, W), values 0..1, to its (B, H/16 · W/16, hidden_dim)
+        tokens, as its ``ImageEncoder`` gives them."""
+        groups = self.cameras
+        x = (torch.cat(images, dim=1) - self.mean) / self.std
+        x = F.relu(self.stem_norm(self.stem(x, groups), groups))
+        for block in self.stages:
+            y = F.relu(block.norm1(block.conv1(x, groups), groups))
+            y = block.norm2(block.conv2(y, groups), groups)
+            x = F.relu(y + (x if block.skip is None else block.skip(x, groups)))
+        features = self.project(x, groups)  # (B, cameras · hidden, h, w)
+        batch, _, height, width = features.shape
+        tokens = features.view(batch, groups, self.hidden_dim, height * width).transpose(2, 3)
+        positions = _sine_positions_cached(height, width, self.hidden_dim).to(tokens)
+        return list((tokens + positions).unbind(1))
+
+
+@dataclass(frozen=True)
+class _StackedConv:
+    """The cameras' ``Conv2d`` layers of one place as one grouped convolution; a strided 1 × 1
+    one on every stride-th pixel, as ``ResidualBlock._skip``."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    stride: int
+    padding: int
+
+    def __call__(self, x: torch.Tensor, groups: int) -> torch.Tensor:
+        if self.weight.shape[-1] == 1 and self.stride != 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+            return F.conv2d(x, self.weight, self.bias, groups=groups)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, groups=groups)
+
+
+@dataclass(frozen=True)
+class _StackedNorm:
+    """The cameras' ``GroupNorm`` layers of one place as one."""
+
+    groups_per_camera: int
+    weight: torch.Tensor
+    bias: torch.Tensor
+    eps: float
+
+    def __call__(self, x: torch.Tensor, cameras: int) -> torch.Tensor:
+        groups = self.groups_per_camera * cameras
+        return F.group_norm(x, groups, self.weight, self.bias, self.eps)
+
+
+@dataclass(frozen=True)
+class _StackedBlock:
+    """The cameras' ``ResidualBlock`` of one place as one (``skip`` None: the identity)."""
+
+    conv1: _StackedConv
+    norm1: _StackedNorm
+    conv2: _StackedConv
+    norm2: _StackedNorm
+    skip: _StackedConv | None
+
+
+def _stacked_conv(convs: list[Any]) -> _StackedConv:
+    """The ``nn.Conv2d`` layers ``convs`` (one per camera, same sizes) as one."""
+    first = convs[0]
+    bias = None if first.bias is None else torch.cat([conv.bias for conv in convs])
+    return _StackedConv(
+        torch.cat([conv.weight for conv in convs]), bias, first.stride[0], first.padding[0]
+    )
+
+
+def _stacked_norm(norms: list[Any]) -> _StackedNorm:
+    """The ``nn.GroupNorm`` layers ``norms`` (one per camera, same sizes) as one."""
+    return _StackedNorm(
+        norms[0].num_groups,
+        torch.cat([norm.weight for norm in norms]),
+        torch.cat([norm.bias for norm in norms]),
+        norms[0].eps,
+    )
 
 
 class VectorEncoder(nn.Module):

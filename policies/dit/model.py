@@ -19,7 +19,8 @@ Conditioning, and why two mechanisms:
 Sampling runs the network ``inference_steps`` times on the same observation: ``prepare`` works
 out once per chunk everything that does not depend on the noisy chunk (the cross-attention keys
 and values, the condition and every block's modulation for every step), and ``denoise`` is then
-one step of the same network with only what remains (see ``DenoisingContext``).
+one step of the same network with only what remains (see ``DenoisingContext``). Both use the
+weights laid out for them once, until the parameters change (``inference_weights``).
 
 Example:
     >>> import torch
@@ -48,6 +49,53 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
     )
     angles = timesteps.float()[:, None] * frequencies[None, :]
     return torch.cat([angles.cos(), angles.sin()], dim=1)
+
+
+@dataclass(frozen=True)
+class ParameterStamp:
+    """The parameters (and buffers) that values cached from a module (laid-out weights, text
+    tokens) were computed from: each one's storage address and version counter, which change
+    when it is replaced or moved (``to``, ``load_state_dict(assign=True)``) or modified in place
+    (an optimiser step, ``load_state_dict``, ``EmaWeights.copy_to``), so ``matches`` tells
+    whether the cache still holds. The tensors themselves are kept (detached) so that no other
+    tensor can take their addresses while the stamp lives. A change made behind autograd's back
+    (``parameter.data``) is not seen."""
+
+    key: tuple[tuple[int, int], ...]
+    kept: tuple[torch.Tensor, ...]
+
+    @classmethod
+    def of(cls, module: nn.Module) -> "ParameterStamp":
+        parameters = _parameters_of(module)
+        key = tuple((p.data_ptr(), p._version) for p in parameters)
+        return cls(key, tuple(p.detach() for p in parameters))
+
+    def matches(self, module: nn.Module) -> bool:
+        """Whether ``module``'s parameters are still those the stamp was made of (checked at
+        every chunk: a plain walk, a few tens of microseconds)."""
+        key = []
+        modules = [module]
+        for current in modules:  # the list grows as the walk goes on
+            if current is not None:
+                for tensors in (current._parameters, current._buffers):
+                    for p in tensors.values():
+                        if p is not None:
+                            key.append((p.data_ptr(), p._version))
+                modules.extend(current._modules.values())
+        return self.key == tuple(key)
+
+
+def _parameters_of(module: nn.Module) -> list[torch.Tensor]:
+    """``module``'s parameters and buffers in the order ``ParameterStamp.matches`` walks
+    them."""
+    parameters = []
+    modules = [module]
+    for current in modules:
+        if current is not None:
+            for tensors in (current._parameters, current._buffers):
+                parameters.extend(p for p in tensors.values() if p is not None)
+            modules.extend(current._modules.values())
+    return parameters
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -135,6 +183,7 @@ class DiffusionTransformer(nn.Module):
     ):
         super().__init__()
         self.hidden_dim = hidden_dim
+        self._inference_weights: InferenceWeights | None = None  # see inference_weights
         self.action_in = nn.Linear(action_dim, hidden_dim)
         self.positions = nn.Parameter(torch.zeros(chunk_steps, hidden_dim))
         nn.init.normal_(self.positions, std=0.02)
@@ -169,12 +218,77 @@ class DiffusionTransformer(nn.Module):
 
     # --- sampling: the same network, split into per-chunk and per-step work --------------------
 
+    def train(self, mode: bool = True) -> "DiffusionTransformer":
+        """``nn.Module.train``; training mode also lets go of the laid-out inference weights
+        (``inference_weights``: memory), which the next chunk sampled in eval mode lays out
+        again."""
+        if mode:
+            self._inference_weights = None
+        return super().train(mode)
+
+    def inference_weights(self) -> "InferenceWeights":
+        """The layers' weights as ``prepare`` and ``denoise`` use them (``InferenceWeights``).
+
+        Cached: laid out on the first call and kept, for every later chunk, until a parameter
+        changes (``ParameterStamp``). Laying out costs as much as a few denoising
+        steps (transposed copies of every matrix), hence once per set of weights rather than
+        once per chunk. Ordinary tensors, even when first asked for under
+        ``torch.inference_mode``."""
+        cached = getattr(self, "_inference_weights", None)
+        if cached is None or not cached.stamp.matches(self):
+            with torch.inference_mode(False), torch.no_grad():
+                cached = self._lay_out_weights()
+            self._inference_weights = cached
+        return cached
+
+    def _lay_out_weights(self) -> "InferenceWeights":
+        """``InferenceWeights`` of the current parameters. Linear layers' weights become
+        contiguous (in, out) matrices, which ``torch.addmm`` multiplies by markedly faster than
+        by the transposed views ``F.linear`` uses; layers applied to the same input become one
+        matrix: self-attention's query and key/value layers, and, for ``prepare``, every block's
+        cross-attention key/value layer and every modulation layer."""
+        blocks = []
+        for block in self.blocks:
+            self_attention, cross = block.self_attention, block.cross_attention
+            blocks.append(
+                _BlockWeights(
+                    heads=cross.heads,
+                    qkv_weight=_in_out(self_attention.query, self_attention.key_value),
+                    qkv_bias=torch.cat([self_attention.query.bias, self_attention.key_value.bias]),
+                    self_out_weight=_in_out(self_attention.out),
+                    self_out_bias=self_attention.out.bias.detach(),
+                    cross_norm_weight=block.norm_cross.weight.detach(),
+                    cross_norm_bias=block.norm_cross.bias.detach(),
+                    cross_query_weight=_in_out(cross.query),
+                    cross_query_bias=cross.query.bias.detach(),
+                    cross_out_weight=_in_out(cross.out),
+                    cross_out_bias=cross.out.bias.detach(),
+                    mlp_in_weight=_in_out(block.mlp[0]),
+                    mlp_in_bias=block.mlp[0].bias.detach(),
+                    mlp_out_weight=_in_out(block.mlp[3]),
+                    mlp_out_bias=block.mlp[3].bias.detach(),
+                )
+            )
+        key_value = [block.cross_attention.key_value for block in self.blocks]
+        modulation = [block.modulation[1] for block in self.blocks] + [self.final_modulation[1]]
+        return InferenceWeights(
+            stamp=ParameterStamp.of(self),
+            blocks=blocks,
+            key_value_weight=_in_out(*key_value),
+            key_value_bias=torch.cat([layer.bias for layer in key_value]),
+            modulation_weight=_in_out(*modulation),
+            modulation_bias=torch.cat([layer.bias for layer in modulation]),
+            action_in_weight=_in_out(self.action_in),
+            action_out_weight=_in_out(self.action_out),
+        )
+
     @torch.no_grad()
     def prepare(
         self, observation: torch.Tensor, observation_padding: torch.Tensor, timesteps: torch.Tensor
     ) -> "DenoisingContext":
         """What the denoising steps of one chunk share, for ``denoise``: (S, B) or (S,)
         ``timesteps`` of the S steps in order, (B, O, D) observation tokens, (B, O) padding."""
+        weights = self.inference_weights()
         batch, _, dim = observation.shape
         timesteps = timesteps.reshape(timesteps.shape[0], -1).expand(-1, batch)
         steps = timesteps.shape[0]
@@ -182,6 +296,11 @@ class DiffusionTransformer(nn.Module):
         pooled = (observation * kept).sum(dim=1) / kept.sum(dim=1).clamp(min=1.0)
         embedded = timestep_embedding(timesteps.reshape(-1), self.hidden_dim)
         condition = self.timestep_mlp(embedded).view(steps, batch, dim) + pooled  # (S, B, D)
+        # every block's modulation and the final one, for every step: one matrix product
+        modulations = torch.addmm(
+            weights.modulation_bias, F.silu(condition.view(-1, dim)), weights.modulation_weight
+        )
+        per_step = _step_modulations(modulations.view(steps, batch, -1), len(self.blocks))
 
         mask = None
         if observation_padding.any():
@@ -190,47 +309,16 @@ class DiffusionTransformer(nn.Module):
             else:  # an additive mask, -inf for the padding, made once
                 mask = torch.zeros_like(observation_padding, dtype=observation.dtype)
                 mask = mask.masked_fill(observation_padding, -math.inf)[:, None, None, :]
-
-        # linear layers' weights as contiguous (in, out) matrices: torch.addmm multiplies by
-        # them markedly faster than by the transposed views F.linear uses, which more than
-        # repays copying them once per chunk
-        blocks = []
-        modulations = []
-        for block in self.blocks:
-            self_attention, cross = block.self_attention, block.cross_attention
-            heads = cross.heads
-            keys, values = (
-                cross.key_value(observation).view(batch, -1, 2, heads, dim // heads).unbind(2)
-            )
-            query_key_value = (self_attention.query, self_attention.key_value)
-            blocks.append(
-                _BlockWeights(
-                    heads=heads,
-                    qkv_weight=torch.cat([layer.weight.t() for layer in query_key_value], dim=1),
-                    qkv_bias=torch.cat([layer.bias for layer in query_key_value]),
-                    self_out_weight=_in_out(self_attention.out),
-                    self_out_bias=self_attention.out.bias,
-                    cross_norm_weight=block.norm_cross.weight,
-                    cross_norm_bias=block.norm_cross.bias,
-                    cross_query_weight=_in_out(cross.query),
-                    cross_query_bias=cross.query.bias,
-                    cross_keys=keys.transpose(1, 2).contiguous(),  # (B, heads, O, D / heads)
-                    cross_values=values.transpose(1, 2).contiguous(),
-                    cross_mask=mask,
-                    cross_out_weight=_in_out(cross.out),
-                    cross_out_bias=cross.out.bias,
-                    mlp_in_weight=_in_out(block.mlp[0]),
-                    mlp_in_bias=block.mlp[0].bias,
-                    mlp_out_weight=_in_out(block.mlp[3]),
-                    mlp_out_bias=block.mlp[3].bias,
-                )
-            )
-            modulations.append(_step_modulations(block.modulation(condition), 6))
-        final = _step_modulations(self.final_modulation(condition), 2)
-        per_step = [
-            (tuple(block[index] for block in modulations), final[index]) for index in range(steps)
-        ]
-        return DenoisingContext(blocks, per_step)
+        # every block's cross-attention keys and values: one matrix product, viewed as
+        # (blocks, keys or values, B, heads, O, D / heads) (attention reads them in place)
+        heads = weights.blocks[0].heads
+        key_values = torch.addmm(
+            weights.key_value_bias, observation.reshape(-1, dim), weights.key_value_weight
+        )
+        key_values = key_values.view(batch, -1, len(self.blocks), 2, heads, dim // heads)
+        key_values = key_values.permute(2, 3, 0, 4, 1, 5)
+        cross = [tuple(block.unbind(0)) for block in key_values.unbind(0)]
+        return DenoisingContext(weights, cross, mask, per_step)
 
     def denoise(
         self, noisy_actions: torch.Tensor, step: int, context: "DenoisingContext"
@@ -242,37 +330,36 @@ class DiffusionTransformer(nn.Module):
         batch, length, actions = noisy_actions.shape
         dim = self.hidden_dim
         rows = batch * length
+        weights = context.weights
         x = torch.addmm(
-            self.action_in.bias, noisy_actions.reshape(rows, actions), self.action_in.weight.t()
+            self.action_in.bias, noisy_actions.reshape(rows, actions), weights.action_in_weight
         )
         x = (x.view(batch, length, dim) + self.positions[:length]).view(rows, dim)
         block_modulations, (shift, scale) = context.per_step[step]
-        for weights, modulation in zip(context.blocks, block_modulations, strict=True):
+        for block, (keys, values), modulation in zip(
+            weights.blocks, context.cross_keys_values, block_modulations, strict=True
+        ):
             shift1, scale1, gate1, shift2, scale2, gate2 = modulation
-            heads = weights.heads
+            heads = block.heads
             split = dim // heads
             h = _modulated_norm(x, shift1, scale1, batch)
-            qkv = torch.addmm(weights.qkv_bias, h, weights.qkv_weight)
+            qkv = torch.addmm(block.qkv_bias, h, block.qkv_weight)
             q, k, v = qkv.view(batch, length, 3, heads, split).permute(2, 0, 3, 1, 4).unbind(0)
             y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(rows, dim)
-            y = torch.addmm(weights.self_out_bias, y, weights.self_out_weight)
+            y = torch.addmm(block.self_out_bias, y, block.self_out_weight)
             x = _gated_add(x, gate1, y, batch)
-            h = torch.layer_norm(
-                x, (dim,), weights.cross_norm_weight, weights.cross_norm_bias, 1e-6
-            )
-            q = torch.addmm(weights.cross_query_bias, h, weights.cross_query_weight)
+            h = torch.layer_norm(x, (dim,), block.cross_norm_weight, block.cross_norm_bias, 1e-6)
+            q = torch.addmm(block.cross_query_bias, h, block.cross_query_weight)
             q = q.view(batch, length, heads, split).transpose(1, 2)
-            y = F.scaled_dot_product_attention(
-                q, weights.cross_keys, weights.cross_values, attn_mask=weights.cross_mask
-            )
+            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=context.cross_mask)
             y = y.transpose(1, 2).reshape(rows, dim)
-            x = x + torch.addmm(weights.cross_out_bias, y, weights.cross_out_weight)
+            x = x + torch.addmm(block.cross_out_bias, y, block.cross_out_weight)
             h = _modulated_norm(x, shift2, scale2, batch)
-            h = _gelu_tanh(torch.addmm(weights.mlp_in_bias, h, weights.mlp_in_weight))
-            y = torch.addmm(weights.mlp_out_bias, h, weights.mlp_out_weight)
+            h = _gelu_tanh(torch.addmm(block.mlp_in_bias, h, block.mlp_in_weight))
+            y = torch.addmm(block.mlp_out_bias, h, block.mlp_out_weight)
             x = _gated_add(x, gate2, y, batch)
         h = _modulated_norm(x, shift, scale, batch)
-        out = torch.addmm(self.action_out.bias, h, self.action_out.weight.t())
+        out = torch.addmm(self.action_out.bias, h, weights.action_out_weight)
         return out.view(batch, length, actions)
 
 
@@ -280,7 +367,7 @@ class DiffusionTransformer(nn.Module):
 class _BlockWeights:
     """One block's tensors for ``DiffusionTransformer.denoise``: its linear layers' weights as
     contiguous (in, out) matrices (self-attention's query and key/value layers as one) and
-    biases, and the cross-attention keys and values of the chunk's observation."""
+    biases, and its cross-attention LayerNorm's affine."""
 
     heads: int
     qkv_weight: torch.Tensor
@@ -291,9 +378,6 @@ class _BlockWeights:
     cross_norm_bias: torch.Tensor
     cross_query_weight: torch.Tensor
     cross_query_bias: torch.Tensor
-    cross_keys: torch.Tensor
-    cross_values: torch.Tensor
-    cross_mask: torch.Tensor | None
     cross_out_weight: torch.Tensor
     cross_out_bias: torch.Tensor
     mlp_in_weight: torch.Tensor
@@ -303,31 +387,62 @@ class _BlockWeights:
 
 
 @dataclass(frozen=True)
-class DenoisingContext:
-    """What ``DiffusionTransformer.prepare`` works out once per chunk: per block its weights and
-    the observation's cross-attention keys and values; per step each block's adaLN modulation
-    (shift, 1 + scale, gate, twice) and the final layer's (shift, 1 + scale)."""
+class InferenceWeights:
+    """``DiffusionTransformer.inference_weights``: the weights of one set of parameters (told
+    apart by ``stamp``) laid out for sampling. Per block its ``_BlockWeights``; for ``prepare``
+    every block's cross-attention key/value layer side by side, (D, blocks · 2D), and every
+    block's modulation layer then the final one, (D, (6 · blocks + 2) D); the action input and
+    output layers as (in, out)."""
 
+    stamp: ParameterStamp
     blocks: list[_BlockWeights]
-    per_step: list[tuple[tuple[tuple[torch.Tensor, ...], ...], tuple[torch.Tensor, ...]]]
+    key_value_weight: torch.Tensor
+    key_value_bias: torch.Tensor
+    modulation_weight: torch.Tensor
+    modulation_bias: torch.Tensor
+    action_in_weight: torch.Tensor
+    action_out_weight: torch.Tensor
 
 
-def _step_modulations(modulation: torch.Tensor, parts: int) -> list[tuple[torch.Tensor, ...]]:
-    """(S, B, parts·D) outputs of a modulation layer (shift, scale, gate, … in turn: every third
-    piece from the second is a scale) → per step its pieces with 1 + scale for scale, shaped to
-    broadcast over (B, H, D): (D,) when B = 1 (``_modulated_norm`` then makes them the
-    LayerNorm's affine), else (B, 1, D)."""
-    steps, batch, width = modulation.shape
-    pieces = modulation.view(steps, batch, parts, 1, width // parts)
+_Modulations = tuple[tuple[tuple[torch.Tensor, ...], ...], tuple[torch.Tensor, ...]]
+
+
+@dataclass(frozen=True)
+class DenoisingContext:
+    """What ``DiffusionTransformer.prepare`` works out once per chunk: the laid-out weights;
+    per block the observation's cross-attention keys and values, each (B, heads, O, D / heads);
+    the additive padding mask of the keys (None: no padding, or left out at B = 1); per step
+    each block's adaLN modulation (shift, 1 + scale, gate, twice) and the final layer's
+    (shift, 1 + scale)."""
+
+    weights: InferenceWeights
+    cross_keys_values: list[tuple[torch.Tensor, ...]]
+    cross_mask: torch.Tensor | None
+    per_step: list[_Modulations]
+
+
+def _step_modulations(modulations: torch.Tensor, blocks: int) -> list[_Modulations]:
+    """(S, B, (6 · blocks + 2) D) outputs of every block's modulation layer and then the final
+    one, side by side (shift, scale, gate, … in turn: every third piece from the second is a
+    scale, the final one's too) → per step each block's pieces and the final ones, with
+    1 + scale for scale, shaped to broadcast over (B, H, D): (D,) when B = 1
+    (``_modulated_norm`` then makes them the LayerNorm's affine), else (B, 1, D)."""
+    steps, batch, width = modulations.shape
+    parts = 6 * blocks + 2
+    pieces = modulations.view(steps, batch, parts, 1, width // parts)
     pieces[:, :, 1::3] += 1
-    if batch == 1:
-        return [step.unbind(0) for step in pieces.view(steps, parts, -1).unbind(0)]
-    return [step.unbind(1) for step in pieces.unbind(0)]
+    per_step = []
+    for step in pieces.unbind(0):
+        split = step.view(parts, -1).unbind(0) if batch == 1 else step.unbind(1)
+        per_step.append(
+            (tuple(split[6 * index : 6 * index + 6] for index in range(blocks)), split[-2:])
+        )
+    return per_step
 
 
-def _in_out(layer: nn.Linear) -> torch.Tensor:
-    """The layer's weight as a contiguous (in, out) matrix."""
-    return layer.weight.t().contiguous()
+def _in_out(*layers: nn.Linear) -> torch.Tensor:
+    """The layers' weights side by side as one contiguous (in, out) matrix."""
+    return torch.cat([layer.weight for layer in layers]).t().contiguous()
 
 
 def _modulated_norm(

@@ -28,6 +28,7 @@ Example:
 
 import os
 import shutil
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,11 +46,12 @@ from kinema.policies.dit.config import ACTION, ENVIRONMENT_STATE, STATE, DiTConf
 from kinema.policies.dit.encoders import (
     ImageEncoder,
     PretrainedTextEncoder,
+    StackedImageEncoders,
     TextEncoder,
     VectorEncoder,
     encode_text_bytes,
 )
-from kinema.policies.dit.model import DiffusionTransformer
+from kinema.policies.dit.model import DiffusionTransformer, ParameterStamp
 from kinema.types import ActionChunk, Subtask
 
 CONFIG_FILE = "config.json"
@@ -62,6 +64,7 @@ _FLOW_TIME_SCALE = 1000.0  # flow times s in [0, 1] enter the timestep embedding
 # cube tipping in a fumbled grasp) into a huge input the network never saw.
 _STD_FLOOR = 1e-2
 _RANGE_FLOOR = 1e-3
+_TEXT_CACHE_SIZE = 8  # batches of subtask texts whose tokens sampling keeps (_text_tokens)
 
 
 class PolicyInputError(ValueError):
@@ -122,6 +125,18 @@ class DiTPolicy(nn.Module):
             self.sampler = DPMSolverMultistepScheduler(
                 **scheduler_config, algorithm_type="dpmsolver++"
             )
+        self._stacked_encoders: tuple[ParameterStamp, StackedImageEncoders] | None = None
+        # (texts, device) → (the text encoder's ParameterStamp, (tokens, padding)): _text_tokens
+        self._text_cache: OrderedDict[tuple[Any, ...], tuple[ParameterStamp, Any]] = OrderedDict()
+
+    def train(self, mode: bool = True) -> "DiTPolicy":
+        """``nn.Module.train``; training mode also lets go of what sampling keeps from the weights
+        (``_camera_patches``' stacked image encoders, ``_text_tokens``' tokens: memory), which
+        the next chunk sampled in eval mode makes again."""
+        if mode:
+            self._stacked_encoders = None
+            self._text_cache.clear()
+        return super().train(mode)
 
     # --- normalisation -------------------------------------------------------------------------
 
@@ -158,10 +173,7 @@ class DiTPolicy(nn.Module):
         device = state.device
         step_codes = self.step_embedding(torch.arange(steps, device=device))  # (n, D)
         tokens = []
-        for kind, camera in enumerate(config.cameras):
-            images = batch[f"observation.images.{camera}"]
-            images = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-            patches = self.image_encoders[camera](images.flatten(0, 1))  # (B·n, P, D)
+        for kind, patches in enumerate(self._camera_patches(batch)):
             patches = patches.view(batch_size, steps, -1, config.hidden_dim)
             patches = patches + step_codes[None, :, None, :] + self.kind_embedding.weight[kind]
             tokens.append(patches.flatten(1, 2))
@@ -174,21 +186,60 @@ class DiTPolicy(nn.Module):
             object_tokens = self.environment_encoder(objects.flatten(0, 1))
             object_tokens = object_tokens.view(batch_size, steps, -1)
             tokens.append(object_tokens + step_codes + self.kind_embedding.weight[state_kind + 1])
-        texts = list(batch["task"])
-        if config.text_model is None:
-            text_ids = encode_text_bytes(texts, config.text_max_bytes)
-            if not self.training:  # columns that pad every text change no other token: cut
-                longest = max(len(text.encode("utf-8")) for text in texts)
-                text_ids = text_ids[:, : max(1, longest)]
-            text_ids = text_ids.to(device)
-            text_tokens, text_padding = self.text_encoder(text_ids)
-        else:
-            text_tokens, text_padding = self.text_encoder(texts)
+        text_tokens, text_padding = self._text_tokens(list(batch["task"]), device)
         tokens.append(text_tokens + self.kind_embedding.weight[state_kind + 2])
         observation = torch.cat(tokens, dim=1)
         padding = torch.zeros(observation.shape[:2], dtype=torch.bool, device=device)
         padding[:, -text_padding.shape[1] :] = text_padding
         return observation, padding
+
+    def _camera_patches(self, batch: dict[str, Any]) -> list[torch.Tensor]:
+        """Per camera its images' patch tokens (B·n, P, D) from its image encoder. When sampling
+        (eval mode, no gradients) with several cameras, all cameras at once
+        (``StackedImageEncoders``: the same tokens up to float rounding, faster), made from the
+        encoders' weights once and kept until they change (``ParameterStamp``)."""
+        images = []
+        for camera in self.config.cameras:
+            frames = batch[f"observation.images.{camera}"].flatten(0, 1)
+            images.append(frames.float() / 255.0 if frames.dtype == torch.uint8 else frames.float())
+        cameras, encoders = self.config.cameras, self.image_encoders
+        if len(images) < 2 or self.training or torch.is_grad_enabled():
+            return [encoders[camera](x) for camera, x in zip(cameras, images, strict=True)]
+        cached = self._stacked_encoders
+        if cached is None or not cached[0].matches(encoders):
+            stacked = StackedImageEncoders([encoders[camera] for camera in cameras])
+            cached = self._stacked_encoders = (ParameterStamp.of(encoders), stacked)
+        return cached[1](images)
+
+    def _text_tokens(self, texts: list[str], device: torch.device) -> tuple[torch.Tensor, ...]:
+        """The text encoder's tokens (B, L, D) and padding mask (B, L) for ``texts``.
+
+        Cached when sampling (eval mode, no gradients): the subtask text changes rarely, so the
+        tokens of the last ``_TEXT_CACHE_SIZE`` batches of texts are kept, each until the text
+        encoder's parameters change (``ParameterStamp``). The tokens depend on nothing
+        else: no dropout in eval mode."""
+        encoder = self.text_encoder
+        if encoder.training or torch.is_grad_enabled():
+            return self._encode_texts(texts, device)
+        key = (tuple(texts), str(device))
+        cached = self._text_cache.get(key)
+        if cached is None or not cached[0].matches(encoder):
+            cached = (ParameterStamp.of(encoder), self._encode_texts(texts, device))
+            self._text_cache[key] = cached
+            while len(self._text_cache) > _TEXT_CACHE_SIZE:
+                self._text_cache.popitem(last=False)  # the least recently used
+        self._text_cache.move_to_end(key)
+        return cached[1]
+
+    def _encode_texts(self, texts: list[str], device: torch.device) -> tuple[torch.Tensor, ...]:
+        """``_text_tokens`` computed."""
+        if self.config.text_model is not None:
+            return self.text_encoder(texts)
+        text_ids = encode_text_bytes(texts, self.config.text_max_bytes)
+        if not self.training:  # columns that pad every text change no other token: cut
+            longest = max(len(text.encode("utf-8")) for text in texts)
+            text_ids = text_ids[:, : max(1, longest)]
+        return self.text_encoder(text_ids.to(device))
 
     # --- training ------------------------------------------------------------------------------
 
@@ -436,7 +487,12 @@ def model_card(policy: DiTPolicy) -> str:
     """A Hugging Face style model card: what the checkpoint is, its inputs, outputs and size."""
     config = policy.config
     parameters = sum(p.numel() for p in policy.parameters())  # a frozen text model is not one
-    cameras = ", ".join(config.cameras) or "none"
+    height, width = config.image_size
+    cameras = (
+        f"cameras {', '.join(config.cameras)} at {height}×{width}"
+        if config.cameras
+        else "no camera"
+    )
     encoder = policy.text_encoder
     if isinstance(encoder, PretrainedTextEncoder):
         frozen = sum(p.numel() for p in encoder.text_model.parameters())
@@ -459,7 +515,7 @@ A diffusion transformer that turns camera images, joint state and a subtask text
 
 - Objective: {config.objective}; sampling with {config.inference_steps} steps
   ({config.sampler if config.objective == "diffusion" else "Euler"}).
-- Inputs: cameras {cameras} at {config.image_size[0]}×{config.image_size[1]},
+- Inputs: {cameras},
   observation.state ({config.state_dim}), object state ({config.environment_state_dim} values),
   {config.observation_steps} frame(s) of history, {text}.
 - Network: {config.layers} DiT blocks, width {config.hidden_dim}, {config.heads} heads;
