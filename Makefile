@@ -10,8 +10,8 @@ export HF_HUB_OFFLINE ?= 1
 setup:
 	@bash scripts/setup.sh
 
-demo: setup
-	$(BIN)/kinema demo
+demo: setup  # the full stack on the shipped defaults: a random SortCubes scene, the embedded brain
+	$(BIN)/kinema run
 
 lint: setup
 	$(BIN)/ruff check .

@@ -11,14 +11,6 @@ if TYPE_CHECKING:
     from kinema.policies.executor import ExecutorConfig
 
 
-def _demo(args: argparse.Namespace) -> None:
-    from kinema.demo import DemoConfig, main
-
-    main(
-        DemoConfig(task=args.task, seed=args.seed, image_size=tuple(args.image_size), out=args.out)
-    )
-
-
 def _expert(args: argparse.Namespace) -> None:
     from kinema.expert import ExpertRunConfig, main
 
@@ -166,6 +158,15 @@ def _eval(args: argparse.Namespace) -> None:
     from kinema.episode_pool import PoolConfig
     from kinema.evaluate import EvalConfig, evaluate
 
+    if (args.policy is None) == (args.brain is None):
+        raise SystemExit(
+            "kinema eval: give --policy (the policy's success rate) or --brain (the brain's plans "
+            "and checks); for the two together, the whole stack, use kinema run --episodes N"
+        )
+    if args.brain is not None:
+        for task in args.task:
+            _eval_brain(argparse.Namespace(**{**vars(args), "task": task}))
+        return
     executor = _executor_config(args)
     pool = PoolConfig(workers=args.workers, ray_address=args.ray_address)
     for task in args.task:
@@ -266,6 +267,8 @@ def _run(args: argparse.Namespace) -> None:
         brain=args.brain,
         executor=_executor_config(args),
         out=args.out,
+        subtask_retries=args.retries,
+        max_replans=args.max_replans,
     )
     if args.episodes == 1:
         print(json.dumps(run(config)))
@@ -329,18 +332,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser(
-        "demo",
-        help="the main job: the simulated robot solves a task, filmed to an MP4",
-        description="Solve a task in simulation (with the scripted expert and the cerebellum "
-        "until the policy exists) and write the four cameras to an MP4.",
-    )
-    demo.add_argument("--task", choices=list(TASKS), default="TransferCube")
-    demo.add_argument("--seed", type=int, default=0, help="episode seed (object placement)")
-    _add_image_size(demo)
-    demo.add_argument("--out", type=Path, default=Path("outputs/demo.mp4"), help="MP4 path")
-    demo.set_defaults(run=_demo)
-
     expert = commands.add_parser(
         "expert",
         help="run a task's scripted expert over many seeds and report its success rate",
@@ -386,9 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     record.add_argument(
         "--cameras",
-        nargs="+",
+        nargs="*",
         default=["cam_high", "cam_left_wrist", "cam_right_wrist"],
-        help="cameras recorded as videos",
+        help="cameras recorded as videos (none: `--cameras` alone, for state-based policies)",
     )
     _add_image_size(record)
     record.add_argument("--resume", action="store_true", help="append to the dataset at --out")
@@ -497,7 +488,13 @@ def build_parser() -> argparse.ArgumentParser:
         "interval (ci95), the mean stage reached, chunk hand-over jumps, and MP4s of the first "
         "episodes.",
     )
-    evaluation.add_argument("--policy", type=Path, required=True, help="save_pretrained folder")
+    evaluation.add_argument("--policy", type=Path, help="save_pretrained folder")
+    evaluation.add_argument(
+        "--brain",
+        choices=["embedded", "oracle"],
+        help="evaluate this brain instead of a policy (as kinema eval-brain: plan_exact_match, "
+        "check_accuracy)",
+    )
     evaluation.add_argument("--task", nargs="+", default=["TransferCube"])
     evaluation.add_argument("--episodes", type=int, default=50)
     evaluation.add_argument("--first-seed", type=int, default=100_000)
@@ -515,6 +512,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--inference-steps", type=int, default=None)
     evaluation.add_argument("--videos", type=int, default=2, help="episodes to film")
     evaluation.add_argument("--out", type=Path, default=Path("outputs/eval"))
+    evaluation.add_argument(
+        "--weights", type=Path, default=None, help="--brain embedded: weights folder"
+    )
+    evaluation.add_argument(
+        "--check-episodes", type=int, default=None, help="--brain: checked episodes"
+    )
+    evaluation.add_argument(
+        "--instructions", type=Path, default=None, help="--brain: JSON-lines file of wordings"
+    )
     evaluation.set_defaults(run=_eval)
 
     train_brain = commands.add_parser(
@@ -632,6 +638,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--brain",
         default="embedded",
         help="embedded, oracle, transformers:<dir> or http:<base_url>#<model>",
+    )
+    running.add_argument(
+        "--retries", type=int, default=1, help="new starts of a failed subtask before replanning"
+    )
+    running.add_argument(
+        "--max-replans", type=int, default=2, help="plans after a failure (0: no replanning)"
     )
     running.add_argument("--out", type=Path, default=Path("outputs/run"))
     _add_executor_arguments(running)

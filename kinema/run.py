@@ -70,6 +70,9 @@ class RunConfig:
         out: where the video, the brain's trace and the report go.
         image_size: the brain cameras' image size when the policy has no cameras, pixels (the
             embedded brain was trained on 96×128).
+        subtask_retries: how often the brain starts a failed subtask again before replanning.
+        max_replans: how often the brain may plan again after a failure (0: never replans,
+            the episode ends when a subtask has failed ``subtask_retries`` + 1 times).
     """
 
     policy: Path = SHIPPED_POLICY
@@ -80,6 +83,8 @@ class RunConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     out: Path = Path("outputs/run")
     image_size: tuple[int, int] = (96, 128)
+    subtask_retries: int = 1
+    max_replans: int = 2
 
 
 def make_planner(spec: str, task_info: Callable[[], dict[str, Any]]) -> Planner:
@@ -166,7 +171,11 @@ def run(config: RunConfig) -> dict[str, Any]:
         brain = BrainRunner(
             make_planner(config.brain, lambda: latest["info"]),
             instruction,
-            BrainRunnerConfig(trace_dir=config.out / f"trace_seed{seed}"),
+            BrainRunnerConfig(
+                subtask_retries=config.subtask_retries,
+                max_replans=config.max_replans,
+                trace_dir=config.out / f"trace_seed{seed}",
+            ),
         )
 
         def film(observation: Any, info: dict[str, Any] | None) -> None:
@@ -200,6 +209,7 @@ def run(config: RunConfig) -> dict[str, Any]:
         "seed": seed,
         "instruction": instruction,
         "brain": config.brain,
+        "max_replans": config.max_replans,
         "success": bool(final["is_success"]),
         "subtasks_done": result.subtasks_done,
         "subtasks": len(final["subtasks"]),
@@ -218,7 +228,7 @@ def run(config: RunConfig) -> dict[str, Any]:
 def run_episodes(config: RunConfig, seeds: list[int]) -> dict[str, Any]:
     """Run the full stack once per seed (one after the other, so each layer's timing is
     measured on an otherwise idle machine); the summary over the episodes, also written with
-    every episode's report to ``out/<task>_<brain kind>.json``.
+    every episode's report to ``out/<task>_<brain kind>_replans<max_replans>.json``.
 
     The summary: success rate with its 95 % Wilson interval, the mean fraction of the task's
     subtasks the brain reported done, and, over all episodes, the late policy chunks, the
@@ -235,6 +245,7 @@ def run_episodes(config: RunConfig, seeds: list[int]) -> dict[str, Any]:
     summary = {
         "task": config.task,
         "brain": config.brain,
+        "max_replans": config.max_replans,
         "episodes": len(reports),
         "success_rate": round(successes / max(len(reports), 1), 4),
         "ci95": [round(low, 4), round(high, 4)],
@@ -248,7 +259,7 @@ def run_episodes(config: RunConfig, seeds: list[int]) -> dict[str, Any]:
         "failed_seeds": [r["seed"] for r in reports if not r["success"]],
     }
     kind = config.brain.partition(":")[0]
-    (config.out / f"{config.task}_{kind}.json").write_text(
+    (config.out / f"{config.task}_{kind}_replans{config.max_replans}.json").write_text(
         json.dumps({"summary": summary, "episodes": reports}, indent=1)
     )
     return summary

@@ -139,13 +139,16 @@ def test_eval_brain_scores_an_instructions_file(tmp_path, capsys):
     ]
     path = tmp_path / "instructions.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines))
-    arguments = ["eval-brain", "--task", "TransferCube", "--instructions", str(path)]
+    # `kinema eval --brain` is `kinema eval-brain`
+    arguments = ["eval", "--task", "TransferCube", "--instructions", str(path)]
     cli.main([*arguments, "--check-episodes", "0", "--brain", "oracle"])
     report = _last_json(capsys)
     assert report["episodes"] == 2 and report["phrasings"] == "file"
     assert report["plan_exact_match"] == 1.0 and report["check_accuracy"] is None
     with pytest.raises(ValueError, match="no instruction of task 'Insertion'"):
         read_instructions(path, "Insertion")
+    with pytest.raises(SystemExit, match=r"--policy .* or --brain"):
+        cli.main(["eval", "--task", "TransferCube"])
 
 
 @pytest.mark.parametrize("task", list(TASKS))

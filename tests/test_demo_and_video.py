@@ -1,4 +1,4 @@
-"""The main job (kinema demo), the MP4 writer and the camera mosaic."""
+"""The main job (``kinema run`` on the shipped defaults), the MP4 writer and the camera mosaic."""
 
 import json
 
@@ -36,15 +36,18 @@ def test_mosaic_tiles_cameras_under_a_caption():
     assert frame[CAPTION_HEIGHT_PX + 30, 45].tolist() == [0, 0, 0]  # empty fourth tile
 
 
-def test_demo_command_writes_a_video_and_a_json_summary(tmp_path, capsys):
-    out = tmp_path / "demo.mp4"
-    main(["demo", "--image-size", "48", "64", "--out", str(out)])
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["video"] == str(out.resolve())
-    assert summary["success"] is True
-    frames = decode(out)
-    assert len(frames) == summary["steps"]
-    assert frames[0].shape == (CAPTION_HEIGHT_PX + 96, 128, 3)
+def test_the_main_job_runs_the_whole_stack_on_the_shipped_defaults(tmp_path, capsys):
+    main(["run", "--seed", "3", "--out", str(tmp_path)])  # what `make demo` runs, on a set seed
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (report["task"], report["brain"], report["seed"]) == ("SortCubes", "embedded", 3)
+    assert isinstance(report["success"], bool)
+    assert 0 <= report["subtasks_done"] <= report["subtasks"] in (3, 4)  # the brain planned
+    timing = report["timing"]  # every layer ran and was timed
+    assert timing["brain"]["checks_per_s"] > 0 and timing["policy"]["chunks_per_s"] > 0
+    assert timing["cerebellum"]["achievable_hz"] >= 50
+    frames = decode(report["video"])
+    assert len(frames) == report["frames"] + report["held_frames"]
+    assert (tmp_path / "trace_seed3" / "decisions.jsonl").exists()
 
 
 def test_tasks_command_prints_every_task(capsys):

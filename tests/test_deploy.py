@@ -176,7 +176,7 @@ def test_run_command_drives_a_saved_policy_with_the_ground_truth_brain(
         ]
     )  # fmt: skip
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    saved = json.loads((tmp_path / "run" / "TransferCube_oracle.json").read_text())
+    saved = json.loads((tmp_path / "run" / "TransferCube_oracle_replans2.json").read_text())
     assert saved["summary"] == summary and summary["episodes"] == 2
     assert [report["seed"] for report in saved["episodes"]] == [4, 5]
     successes = sum(report["success"] for report in saved["episodes"])

@@ -182,6 +182,16 @@ def test_record_command_writes_a_dataset_lerobot_loads_and_resume_continues_the_
         main(["record", *common, "--episodes", "1"])
 
 
+def test_record_command_without_cameras_writes_a_state_only_dataset(tmp_path, capsys):
+    out = tmp_path / "state"
+    main(["record", "--task", "TransferCube", "--out", str(out), "--episodes", "1", "--cameras"])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["episodes_saved"] == 1
+    dataset = LeRobotDataset(REPO_ID_CLI, root=out)
+    assert not [name for name in dataset.meta.features if name.startswith("observation.images")]
+    assert dataset[0]["observation.environment_state"].shape == (7,)
+
+
 def test_dataset_info_summarises_the_metadata_and_names_a_missing_file(
     recorded_dataset, tmp_path, capsys
 ):
