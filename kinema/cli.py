@@ -293,6 +293,22 @@ def _tasks(args: argparse.Namespace) -> None:
         env.close()
 
 
+def _add_brain_scoring_arguments(parser: argparse.ArgumentParser) -> None:
+    """What scoring a brain takes beyond the task and seeds (``eval-brain``, ``eval --brain``)."""
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="embedded brain: save_pretrained folder (default: the shipped weights)",
+    )
+    parser.add_argument(
+        "--check-episodes", type=int, default=None, help="checked episodes (default: --episodes)"
+    )
+    parser.add_argument(
+        "--instructions", type=Path, default=None, help="JSON-lines file of users' wordings"
+    )
+
+
 def _add_image_size(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--image-size",
@@ -512,15 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--inference-steps", type=int, default=None)
     evaluation.add_argument("--videos", type=int, default=2, help="episodes to film")
     evaluation.add_argument("--out", type=Path, default=Path("outputs/eval"))
-    evaluation.add_argument(
-        "--weights", type=Path, default=None, help="--brain embedded: weights folder"
-    )
-    evaluation.add_argument(
-        "--check-episodes", type=int, default=None, help="--brain: checked episodes"
-    )
-    evaluation.add_argument(
-        "--instructions", type=Path, default=None, help="--brain: JSON-lines file of wordings"
-    )
+    _add_brain_scoring_arguments(evaluation)
     evaluation.set_defaults(run=_eval)
 
     train_brain = commands.add_parser(
@@ -551,19 +559,10 @@ def build_parser() -> argparse.ArgumentParser:
         "task's predicates. One JSON line: plan_exact_match, check_accuracy, latency_p50_ms.",
     )
     eval_brain.add_argument("--brain", choices=["embedded", "oracle"], default="embedded")
-    eval_brain.add_argument(
-        "--weights",
-        type=Path,
-        default=None,
-        help="embedded: save_pretrained folder (default: the shipped weights)",
-    )
+    _add_brain_scoring_arguments(eval_brain)
     eval_brain.add_argument("--task", choices=list(TASKS), default="TransferCube")
     eval_brain.add_argument("--episodes", type=int, default=50, help="plan episodes")
-    eval_brain.add_argument(
-        "--check-episodes", type=int, default=None, help="checked episodes (default: --episodes)"
-    )
     eval_brain.add_argument("--first-seed", type=int, default=100_000)
-    eval_brain.add_argument("--instructions", type=Path, default=None, help="JSON-lines file")
     eval_brain.add_argument("--out", type=Path, default=None, help="folder for the JSON details")
     eval_brain.set_defaults(run=_eval_brain)
 

@@ -73,16 +73,7 @@ class ParameterStamp:
     def matches(self, module: nn.Module) -> bool:
         """Whether ``module``'s parameters are still those the stamp was made of (checked at
         every chunk: a plain walk, a few tens of microseconds)."""
-        key = []
-        modules = [module]
-        for current in modules:  # the list grows as the walk goes on
-            if current is not None:
-                for tensors in (current._parameters, current._buffers):
-                    for p in tensors.values():
-                        if p is not None:
-                            key.append((p.data_ptr(), p._version))
-                modules.extend(current._modules.values())
-        return self.key == tuple(key)
+        return self.key == tuple((p.data_ptr(), p._version) for p in _parameters_of(module))
 
 
 def _parameters_of(module: nn.Module) -> list[torch.Tensor]:
@@ -90,7 +81,7 @@ def _parameters_of(module: nn.Module) -> list[torch.Tensor]:
     them."""
     parameters = []
     modules = [module]
-    for current in modules:
+    for current in modules:  # the list grows as the walk goes on
         if current is not None:
             for tensors in (current._parameters, current._buffers):
                 parameters.extend(p for p in tensors.values() if p is not None)
