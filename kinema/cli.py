@@ -222,6 +222,23 @@ def _eval_brain(args: argparse.Namespace) -> None:
     print(json.dumps(evaluate_brain(config)))
 
 
+def _add_robot_arguments(parser: argparse.ArgumentParser, seconds: float) -> None:
+    """The robot a command drives (``kinema.deploy``): --robot and what real arms need."""
+    parser.add_argument("--robot", choices=["sim", "emulated", "aloha"], default="sim")
+    parser.add_argument("--ports", nargs=2, metavar=("LEFT", "RIGHT"), help="follower buses")
+    parser.add_argument("--calibration", type=Path, help="the arms' calibration JSON")
+    parser.add_argument(
+        "--camera",
+        action="append",
+        default=[],
+        metavar="NAME=DEVICE",
+        help="an OpenCV camera, e.g. cam_high=/dev/video0 or cam_high=0; repeatable",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=seconds, help="longest episode on real arms"
+    )
+
+
 def _deploy(args: argparse.Namespace) -> None:
     import json
 
@@ -269,10 +286,17 @@ def _run(args: argparse.Namespace) -> None:
         out=args.out,
         subtask_retries=args.retries,
         max_replans=args.max_replans,
+        robot=args.robot,
+        ports=tuple(args.ports) if args.ports else None,
+        calibration=args.calibration,
+        camera_devices=dict(camera.split("=", 1) for camera in args.camera),
+        seconds=args.seconds,
     )
     if args.episodes == 1:
         print(json.dumps(run(config)))
         return
+    if args.robot == "aloha":
+        raise SystemExit("kinema run: --episodes > 1 draws simulated scenes; on real arms run one")
     first = args.seed if args.seed is not None else random.randrange(1_000_000, 2_000_000)
     print(json.dumps(run_episodes(config, list(range(first, first + args.episodes)))))
 
@@ -575,21 +599,11 @@ def build_parser() -> argparse.ArgumentParser:
         "line: success_rate (simulation), safety interventions, inference time.",
     )
     deployment.add_argument("--policy", type=Path, required=True, help="save_pretrained folder")
-    deployment.add_argument("--robot", choices=["sim", "emulated", "aloha"], default="sim")
     deployment.add_argument("--task", default="TransferCube", help="simulated task")
     deployment.add_argument("--first-seed", type=int, default=100_000)
     deployment.add_argument("--episodes", type=int, default=1, help="simulated episodes")
-    deployment.add_argument("--ports", nargs=2, metavar=("LEFT", "RIGHT"), help="follower buses")
-    deployment.add_argument("--calibration", type=Path, help="the arms' calibration JSON")
-    deployment.add_argument(
-        "--camera",
-        action="append",
-        default=[],
-        metavar="NAME=DEVICE",
-        help="an OpenCV camera, e.g. cam_high=/dev/video0 or cam_high=0; repeatable",
-    )
+    _add_robot_arguments(deployment, seconds=30.0)
     deployment.add_argument("--instruction", default="", help="subtask text on real arms")
-    deployment.add_argument("--seconds", type=float, default=30.0, help="episode length, arms")
     _add_executor_arguments(deployment)
     deployment.set_defaults(run=_deploy)
 
@@ -610,7 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     running = commands.add_parser(
         "run",
-        help="the whole stack on an instruction: brain → policy → cerebellum → simulated robot",
+        help="the whole stack on an instruction: brain → policy → cerebellum → robot",
         description="The brain plans the instruction into subtasks and checks them at ~1 Hz, "
         "the DiT policy executes each through the cerebellum and the safety layer. Films the "
         "run, traces the brain's decisions, and prints one JSON line: success, subtasks_done, "
@@ -645,6 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-replans", type=int, default=2, help="plans after a failure (0: no replanning)"
     )
     running.add_argument("--out", type=Path, default=Path("outputs/run"))
+    _add_robot_arguments(running, seconds=60.0)
     _add_executor_arguments(running)
     running.set_defaults(run=_run)
 

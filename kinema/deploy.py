@@ -89,59 +89,70 @@ class DeployConfig:
     safety: SafetyConfig = field(default_factory=SafetyConfig)
 
     def __post_init__(self) -> None:
-        if self.robot == "aloha" and (self.ports is None or self.calibration is None):
-            raise ValueError("--robot aloha needs --ports LEFT RIGHT and --calibration FILE")
+        check_robot_options(self.robot, self.ports, self.calibration)
+
+
+def check_robot_options(
+    robot: RobotKind, ports: tuple[str, str] | None, calibration: Path | None
+) -> None:
+    """Real arms need their buses and their calibration; a clear error otherwise."""
+    if robot not in ("sim", "emulated", "aloha"):
+        raise ValueError(f"robot must be sim, emulated or aloha, got {robot!r}")
+    if robot == "aloha" and (ports is None or calibration is None):
+        raise ValueError("--robot aloha needs --ports LEFT RIGHT and --calibration FILE")
 
 
 @contextlib.contextmanager
 def simulated_robot(
-    config: DeployConfig, policy: ChunkPolicy, seed: int
+    robot: Literal["sim", "emulated"],
+    task: str,
+    seed: int,
+    cameras: tuple[str, ...],
+    image_size: tuple[int, int],
+    environment_state: bool,
 ) -> Iterator[tuple[Robot, TaskInfo]]:
-    """The unconnected robot of a simulated episode and the task's monitor."""
-    policy_config = policy.config
-    if config.robot == "sim":
-        robot = SimRobot(
-            SimRobotConfig(
-                task=config.task,
-                seed=seed,
-                cameras=policy_config.cameras,
-                image_size=policy_config.image_size,
-            )
-        )
-        yield robot, robot.task_info
+    """The unconnected ``robot`` ("sim" or "emulated", module docstring) of one episode of
+    ``task``, with ``cameras`` rendering ``image_size`` (height, width) images and, when
+    ``environment_state``, the object state among its sensors; and the task's monitor."""
+    if robot == "sim":
+        sim = SimRobot(SimRobotConfig(task, seed, cameras, image_size))
+        yield sim, sim.task_info
         return
-    with EmulatedAloha(
-        task=config.task,
-        seed=seed,
-        cameras=list(policy_config.cameras),
-        image_size=policy_config.image_size,
-    ) as world:
-        sensors = (
-            {ENVIRONMENT_STATE: world.environment_state}
-            if policy_config.environment_state_dim
-            else {}
-        )
-        robot = AlohaRobot(
+    with EmulatedAloha(task=task, seed=seed, cameras=list(cameras), image_size=image_size) as world:
+        sensors = {ENVIRONMENT_STATE: world.environment_state} if environment_state else {}
+        arms = AlohaRobot(
             AlohaConfig(ports=world.ports, calibration=world.calibration),
             cameras=world.cameras(),
             extra_sensors=sensors,
         )
-        yield robot, world.task_info
+        yield arms, world.task_info
 
 
-def real_robot(config: DeployConfig, policy: ChunkPolicy) -> AlohaRobot:
-    """The real follower arms with their OpenCV cameras (named as the policy names them)."""
-    assert config.ports is not None and config.calibration is not None
-    missing = sorted(set(policy.config.cameras) - set(config.cameras))
+def real_robot(
+    ports: tuple[str, str],
+    calibration: Path,
+    devices: dict[str, str],
+    cameras: tuple[str, ...],
+    image_size: tuple[int, int],
+) -> AlohaRobot:
+    """The real follower arms on ``ports`` with OpenCV ``cameras`` (each named camera's device
+    from ``devices``, name → index or path) giving ``image_size`` images."""
+    missing = sorted(set(cameras) - set(devices))
     if missing:
-        raise ValueError(f"the policy sees cameras {missing}: give each with --camera NAME=DEVICE")
-    cameras: dict[str, Camera] = {
-        name: OpenCVCamera(
-            name, int(device) if device.isdigit() else device, size=policy.config.image_size
-        )
-        for name, device in config.cameras.items()
+        raise ValueError(f"cameras {missing} are needed: give each with --camera NAME=DEVICE")
+    opened: dict[str, Camera] = {
+        name: OpenCVCamera(name, int(device) if device.isdigit() else device, size=image_size)
+        for name, device in devices.items()
     }
-    return AlohaRobot(AlohaConfig(ports=config.ports, calibration=config.calibration), cameras)
+    return AlohaRobot(AlohaConfig(ports=ports, calibration=calibration), opened)
+
+
+def stop_on_space(stack: contextlib.ExitStack, safe: SafeRobot) -> None:
+    """On a terminal, the space key stops ``safe``'s arms for as long as ``stack`` is open."""
+    if sys.stdin.isatty():
+        keys = TerminalKeys()
+        stack.callback(keys.close)
+        stack.enter_context(EmergencyStopKeys(safe, keys))
 
 
 def _episode_report(safe: SafeRobot, result: Any, seed: int | None) -> dict[str, Any]:
@@ -159,14 +170,20 @@ def deploy(config: DeployConfig, policy: ChunkPolicy | None = None) -> dict[str,
     """Run the episodes of ``config``; the report (module docstring)."""
     policy = policy if policy is not None else DiTPolicy.from_pretrained(config.policy)
     episodes: list[dict[str, Any]] = []
+    policy_config = policy.config
     if config.robot == "aloha":
-        safe = SafeRobot(real_robot(config, policy), config.safety)
+        assert config.ports is not None and config.calibration is not None
+        arms = real_robot(
+            config.ports,
+            config.calibration,
+            config.cameras,
+            policy_config.cameras,
+            policy_config.image_size,
+        )
+        safe = SafeRobot(arms, config.safety)
         with contextlib.ExitStack() as stack:
             stack.enter_context(safe)
-            if sys.stdin.isatty():  # the space key stops the arms
-                keys = TerminalKeys()
-                stack.callback(keys.close)
-                stack.enter_context(EmergencyStopKeys(safe, keys))
+            stop_on_space(stack, safe)
             result = run_episode(
                 safe,
                 policy,
@@ -180,7 +197,14 @@ def deploy(config: DeployConfig, policy: ChunkPolicy | None = None) -> dict[str,
         safety = replace(config.safety, watchdog_timeout_s=SIMULATED_WATCHDOG_S)
         max_frames = make_task(config.task).max_episode_steps
         for seed in range(config.first_seed, config.first_seed + config.episodes):
-            with simulated_robot(config, policy, seed) as (robot, task_info):
+            with simulated_robot(
+                config.robot,
+                config.task,
+                seed,
+                policy_config.cameras,
+                policy_config.image_size,
+                bool(policy_config.environment_state_dim),
+            ) as (robot, task_info):
                 safe = SafeRobot(robot, safety)
                 with safe:
                     result = run_episode(

@@ -3,10 +3,16 @@
 The brain (``--brain``) plans the instruction into subtasks and judges them from the cameras on
 its own thread at about 1 Hz; the policy turns images, joint state and the current subtask into
 chunks (real-time chunking by default); the cerebellum turns chunks into 500 Hz commands that
-pass the safety layer on their way to the simulated robot. The run is filmed (the policy's
-cameras and the brain's, captioned with the brain's phase, subtask and the task's stage), the
+pass the safety layer on their way to the robot. The run is filmed (the policy's cameras and the
+brain's, captioned with the brain's phase, subtask and, in simulation, the task's stage), the
 brain's decisions are traced, and the last line printed is one JSON report: success,
 subtasks_done, video, and the timing of each layer.
+
+Robots (``--robot``, as for ``kinema deploy``): ``sim`` (MuJoCo), ``emulated`` (the ALOHA driver
+stack on emulated Dynamixel buses moved by MuJoCo) or ``aloha`` (real follower arms: the loop
+keeps the 50 Hz wall clock, the episode lasts at most ``seconds``, the space key on a terminal
+stops the arms, and success is the brain's verdict, every subtask done, since no simulator
+knows the truth; the policy must not need the object state, which real arms lack).
 
 Brains: ``embedded`` (the compact model the project ships), ``oracle`` (the task's ground truth:
 separates policy errors from brain errors), ``transformers:<dir>`` (a local image-text-to-text
@@ -17,10 +23,11 @@ Example:
         --task TransferCube --policy outputs/dit/policy --brain oracle --seed 3
 """
 
+import contextlib
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,11 +36,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from kinema.control_loop import EpisodeResult, run_episode
-from kinema.deploy import SIMULATED_WATCHDOG_S
+from kinema.control_loop import ChunkPolicy, EpisodeResult, TaskInfo, run_episode
+from kinema.deploy import (
+    SIMULATED_WATCHDOG_S,
+    RobotKind,
+    check_robot_options,
+    real_robot,
+    simulated_robot,
+    stop_on_space,
+)
 from kinema.evaluate import wilson_interval
+from kinema.hardware.robot import Robot
 from kinema.hardware.safety import SafeRobot, SafetyConfig
-from kinema.hardware.sim_robot import SimRobot, SimRobotConfig
 from kinema.policies.brain import (
     BrainRunner,
     BrainRunnerConfig,
@@ -73,6 +87,12 @@ class RunConfig:
         subtask_retries: how often the brain starts a failed subtask again before replanning.
         max_replans: how often the brain may plan again after a failure (0: never replans,
             the episode ends when a subtask has failed ``subtask_retries`` + 1 times).
+        robot: "sim", "emulated" or "aloha" (module docstring).
+        ports: the (left, right) follower buses (aloha).
+        calibration: the arms' calibration JSON (aloha).
+        camera_devices: camera name → OpenCV device index or path (aloha): every camera the
+            policy or the brain looks through.
+        seconds: the longest episode on real arms, seconds.
     """
 
     policy: Path = SHIPPED_POLICY
@@ -85,6 +105,21 @@ class RunConfig:
     image_size: tuple[int, int] = (96, 128)
     subtask_retries: int = 1
     max_replans: int = 2
+    robot: RobotKind = "sim"
+    ports: tuple[str, str] | None = None
+    calibration: Path | None = None
+    camera_devices: dict[str, str] = field(default_factory=dict)
+    seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        check_robot_options(self.robot, self.ports, self.calibration)
+        if self.robot == "aloha" and self.brain == "oracle":
+            raise ValueError(
+                "--brain oracle reads the simulated task's ground truth: use a brain that looks "
+                "through the cameras on real arms"
+            )
+        if self.robot == "aloha" and not self.instruction:
+            raise ValueError("--robot aloha needs the instruction: no simulated task draws one")
 
 
 def make_planner(spec: str, task_info: Callable[[], dict[str, Any]]) -> Planner:
@@ -153,20 +188,55 @@ def layer_timing(
     }
 
 
-def run(config: RunConfig) -> dict[str, Any]:
-    """Run one episode of the full stack; the report (module docstring)."""
-    seed = config.seed if config.seed is not None else random.randrange(1_000_000, 2_000_000)
-    policy = DiTPolicy.from_pretrained(config.policy)
+@contextlib.contextmanager
+def _connected_robot(
+    config: RunConfig, policy: ChunkPolicy, seed: int
+) -> Iterator[tuple[SafeRobot, TaskInfo | None]]:
+    """``config``'s robot for one episode, behind the safety layer and connected, with the
+    policy's cameras and the brain's; and the simulated task's monitor (None on real arms)."""
     cameras = tuple(dict.fromkeys((*policy.config.cameras, *BRAIN_CAMERAS)))
     image_size = policy.config.image_size if policy.config.cameras else config.image_size
-    robot = SimRobot(SimRobotConfig(config.task, seed, cameras, image_size))
-    safe = SafeRobot(robot, SafetyConfig(watchdog_timeout_s=SIMULATED_WATCHDOG_S))
-    config.out.mkdir(parents=True, exist_ok=True)
-    video = config.out / f"{config.task}_seed{seed}.mp4"
-    writer = Mp4Writer(video, fps=round(1 / CONTROL_DT_S))
+    with contextlib.ExitStack() as stack:
+        robot: Robot
+        task_info: TaskInfo | None
+        if config.robot == "aloha":
+            assert config.ports is not None and config.calibration is not None
+            if policy.config.environment_state_dim:
+                raise ValueError(
+                    f"the policy {config.policy} needs observation.environment_state (object "
+                    "poses), which real arms do not measure: train one with "
+                    "--no-environment-state"
+                )
+            robot = real_robot(
+                config.ports, config.calibration, config.camera_devices, cameras, image_size
+            )
+            task_info = None
+            safe = stack.enter_context(SafeRobot(robot, SafetyConfig()))
+            stop_on_space(stack, safe)
+        else:
+            robot, task_info = stack.enter_context(
+                simulated_robot(
+                    config.robot,
+                    config.task,
+                    seed,
+                    cameras,
+                    image_size,
+                    bool(policy.config.environment_state_dim),
+                )
+            )
+            safety = SafetyConfig(watchdog_timeout_s=SIMULATED_WATCHDOG_S)
+            safe = stack.enter_context(SafeRobot(robot, safety))
+        yield safe, task_info
+
+
+def run(config: RunConfig, policy: ChunkPolicy | None = None) -> dict[str, Any]:
+    """Run one episode of the full stack with ``policy`` (default: loaded from
+    ``config.policy``); the report (module docstring)."""
+    seed = config.seed if config.seed is not None else random.randrange(1_000_000, 2_000_000)
+    policy = policy if policy is not None else DiTPolicy.from_pretrained(config.policy)
     start = time.perf_counter()
-    with safe:
-        latest = {"info": robot.task_info()}  # the loop's last view, for the brain's thread
+    with _connected_robot(config, policy, seed) as (safe, task_info):
+        latest = {"info": task_info() if task_info is not None else None}  # for the brain
         instruction = config.instruction or latest["info"]["instruction"]
         brain = BrainRunner(
             make_planner(config.brain, lambda: latest["info"]),
@@ -179,44 +249,53 @@ def run(config: RunConfig) -> dict[str, Any]:
         )
 
         def film(observation: Any, info: dict[str, Any] | None) -> None:
-            assert info is not None
             latest["info"] = info
             subtask = brain.current_subtask()
-            caption = (
-                f"{brain.phase}: {subtask.text if subtask else '-'}  |  "
-                f"stage {info['stage']}/{info['max_stage']}"
-            )
+            caption = f"{brain.phase}: {subtask.text if subtask else '-'}"
+            if info is not None:
+                caption += f"  |  stage {info['stage']}/{info['max_stage']}"
             writer.write(mosaic(observation.images, caption, columns=len(observation.images)))
 
+        simulated = task_info is not None
+        config.out.mkdir(parents=True, exist_ok=True)
+        name = config.task if config.robot != "aloha" else "aloha"
+        video = config.out / f"{name}_seed{seed}.mp4"
+        writer = Mp4Writer(video, fps=round(1 / CONTROL_DT_S))
         try:
             with brain:
                 result = run_episode(
                     safe,
                     policy,
                     config.executor,
-                    max_frames=make_task(config.task).max_episode_steps,
-                    task_info=robot.task_info,
+                    max_frames=make_task(config.task).max_episode_steps
+                    if simulated
+                    else round(config.seconds / CONTROL_DT_S),
+                    task_info=task_info,
                     generator=torch.Generator().manual_seed(seed),
+                    pace=not simulated,
                     on_frame=film,
                     brain=brain,
-                    scene_objects=scene_objects(latest["info"]["subtasks"]),
+                    scene_objects=scene_objects(latest["info"]["subtasks"]) if simulated else None,
                 )
         finally:
             writer.close()
-        final = robot.task_info()
+        final = task_info() if task_info is not None else None
     return {
-        "task": config.task,
+        "task": config.task if simulated else None,
+        "robot": config.robot,
         "seed": seed,
         "instruction": instruction,
         "brain": config.brain,
         "max_replans": config.max_replans,
-        "success": bool(final["is_success"]),
+        "success": bool(final["is_success"]) if final is not None else brain.phase == "done",
+        "success_judged_by": "task" if final is not None else "brain",
         "subtasks_done": result.subtasks_done,
-        "subtasks": len(final["subtasks"]),
-        "stage": final["stage"],
+        "subtasks": len(final["subtasks"]) if final is not None else None,
+        "stage": final["stage"] if final is not None else None,
         "brain_phase": brain.phase,
         "frames": result.frames,
         "held_frames": result.held_frames,
+        "late_frames": result.late_frames,
         "video": str(video),
         "trace": str(config.out / f"trace_seed{seed}"),
         "timing": layer_timing(result, brain.decisions, config.executor),

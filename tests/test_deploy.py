@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from replay import ReplayPolicy, expert_actions
@@ -26,6 +27,7 @@ from kinema.hardware.safety import SafeRobot, SafetyConfig
 from kinema.policies.dit.config import DiTConfig
 from kinema.policies.dit.policy import DiTPolicy
 from kinema.policies.executor import ExecutorConfig
+from kinema.run import RunConfig, run
 from kinema.types import JointCommand
 
 HALF_TICK_RAD = math.pi / TICKS_PER_TURN
@@ -192,3 +194,79 @@ def test_run_command_drives_a_saved_policy_with_the_ground_truth_brain(
     assert len(decode(report["video"])) >= report["frames"]
     decisions = (Path(report["trace"]) / "decisions.jsonl").read_text().splitlines()
     assert json.loads(decisions[0])["kind"] == "plan"
+
+
+def test_the_whole_stack_succeeds_through_the_emulated_dynamixel_buses(tmp_path):
+    config = RunConfig(
+        task="TransferCube",
+        seed=0,
+        brain="oracle",
+        robot="emulated",
+        executor=ExecutorConfig(mode="chunk", executed_steps=25),
+        out=tmp_path,
+    )
+    report = run(config, ReplayPolicy(expert_actions("TransferCube", 0)))
+    assert report["robot"] == "emulated" and report["success_judged_by"] == "task"
+    assert report["success"] and report["subtasks_done"] == report["subtasks"] == 2
+    assert report["safety_interventions"] == {}
+    assert len(decode(report["video"])) == report["frames"] + report["held_frames"]
+
+
+def camera_video(path: Path, seconds: float) -> Path:
+    """An MJPG video of a grey scene at 50 fps, ``seconds`` long: a camera for OpenCV."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 50, (128, 96))
+    for k in range(round(50 * seconds)):
+        writer.write(np.full((96, 128, 3), 60 + k % 100, np.uint8))
+    writer.release()
+    return path
+
+
+def test_run_on_real_arms_keeps_the_wall_clock_and_the_brain_judges_success(
+    recorded_dataset, tmp_path, capsys
+):
+    root, _ = recorded_dataset
+    config = DiTConfig(**{**TINY.__dict__, "cameras": (), "environment_state_dim": 0})
+    loader = WindowLoader(
+        root, WindowConfig(workers=0), FeatureMap(), expected=config.input_shapes()
+    )
+    DiTPolicy(config, loader.stats).save_pretrained(tmp_path / "policy")
+    with EmulatedAloha(task="TransferCube", seed=0) as arms:  # posing as real arms
+        arms.calibration.save(tmp_path / "calibration.json")
+        cameras = [
+            f"{name}={camera_video(tmp_path / f'{name}.avi', seconds=4.0)}"
+            for name in ("cam_high", "cam_left_wrist", "cam_right_wrist")
+        ]
+        main(
+            [
+                "run", "pick up the red cube with the right arm and hand it to the left arm",
+                "--policy", str(tmp_path / "policy"), "--robot", "aloha",
+                "--ports", *arms.ports, "--calibration", str(tmp_path / "calibration.json"),
+                *[argument for camera in cameras for argument in ("--camera", camera)],
+                "--seconds", "1.5", "--seed", "7", "--out", str(tmp_path / "run"),
+            ]
+        )  # fmt: skip
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["robot"] == "aloha" and report["task"] is None
+    assert report["success_judged_by"] == "brain" and report["success"] is False
+    assert report["frames"] + report["held_frames"] == 75  # 1.5 s of 20 ms frames
+    assert report["video"].endswith("aloha_seed7.mp4") and len(decode(report["video"])) == 75
+    decisions = (Path(report["trace"]) / "decisions.jsonl").read_text().splitlines()
+    assert json.loads(decisions[0])["kind"] == "plan"
+
+
+def test_run_refuses_what_real_arms_cannot_do(recorded_dataset, tmp_path):
+    arms = {"robot": "aloha", "ports": ("a", "b"), "calibration": tmp_path / "c.json"}
+    with pytest.raises(ValueError, match="--ports"):
+        RunConfig(robot="aloha", instruction="stack the blocks")
+    with pytest.raises(ValueError, match="ground truth"):
+        RunConfig(brain="oracle", instruction="stack the blocks", **arms)
+    with pytest.raises(ValueError, match="needs the instruction"):
+        RunConfig(**arms)
+    root, _ = recorded_dataset
+    loader = WindowLoader(root, WindowConfig(workers=0), FeatureMap(), expected=TINY.input_shapes())
+    DiTPolicy(TINY, loader.stats).save_pretrained(tmp_path / "policy")  # needs object poses
+    config = RunConfig(
+        policy=tmp_path / "policy", instruction="stack the blocks", out=tmp_path / "run", **arms
+    )
+    with pytest.raises(ValueError, match="--no-environment-state"):
+        run(config)
