@@ -141,6 +141,27 @@ def test_predict_chunk_returns_actions_in_range_and_rejects_bad_observations(rec
         policy.predict_chunk({**observation, "observation.state": np.zeros(12)}, "x")
 
 
+def test_the_adaln_summary_weighs_each_token_kind_alike(recorded_dataset):
+    root, _ = recorded_dataset
+    config = DiTConfig(**{**TINY.__dict__, "cameras": ()})  # tokens: n states, n objects, text
+    loader = windows(root, config)
+    batch = first_batch(loader)
+    n = config.observation_steps
+    summaries = {}
+    for summary in ("kinds", "tokens"):
+        policy = DiTPolicy(DiTConfig(**{**config.__dict__, "summary": summary}), loader.stats)
+        observation = policy.encode_observation(batch)
+        tokens, kept = observation.tokens, (~observation.padding).unsqueeze(-1).float()
+        text = (tokens[:, 2 * n :] * kept[:, 2 * n :]).sum(1) / kept[:, 2 * n :].sum(1)
+        kinds = (tokens[:, :n].mean(1) + tokens[:, n : 2 * n].mean(1) + text) / 3
+        every_token = (tokens * kept).sum(1) / kept.sum(1)
+        torch.testing.assert_close(
+            observation.summary, kinds if summary == "kinds" else every_token
+        )
+        summaries[summary] = observation.summary
+    assert not torch.allclose(summaries["kinds"], summaries["tokens"], atol=1e-3)
+
+
 def test_config_round_trips_through_json_and_rejects_nonsense():
     assert DiTConfig.from_dict(json.loads(TINY.to_json())) == TINY
     with pytest.raises(ValueError, match="action_space must be one of"):
@@ -149,6 +170,8 @@ def test_config_round_trips_through_json_and_rejects_nonsense():
         DiTConfig(image_size=(100, 128))
     with pytest.raises(ValueError, match=r"executed_steps must be in 1\.\.chunk_steps"):
         DiTConfig(chunk_steps=10, executed_steps=20)
+    with pytest.raises(ValueError, match="summary must be kinds or tokens"):
+        DiTConfig(summary="max")
 
 
 def test_image_encoders_start_from_exported_weights_of_the_same_size(recorded_dataset, tmp_path):

@@ -56,12 +56,20 @@ class DiTConfig:
             None uses the byte-level encoder.
         text_max_tokens: the pretrained text model's input length in tokens, its special tokens
             included (longer texts are truncated).
+        summary: how the observation tokens are pooled into the vector that joins the timestep
+            in adaLN's condition. "kinds": the mean over token kinds of each kind's mean (each
+            camera's patches, the joint state, the object state, the text), so the one joint-state
+            token weighs as much as all the text's tokens together; "tokens": the mean over all
+            tokens, where 48 text bytes drown the state (checkpoints made before "kinds").
 
     Generative objective:
         objective: "diffusion" (DDPM training, few-step DDIM / DPM-Solver++ sampling) or "flow"
             (rectified flow, Euler sampling).
         train_timesteps, beta_schedule, prediction: the DDPM noise schedule and what the network
-            predicts ("epsilon": the noise, or "sample": the clean chunk).
+            predicts ("sample": the clean chunk, or "epsilon": the noise). "sample" is the
+            default because it learns far faster on a CPU budget: 3 000 steps of 64 windows of
+            50 TransferCube demonstrations (state-based, width 128 × 4) solve 20 of 20 held-out
+            seeds predicting the chunk and 1 of 20 predicting the noise.
         sampler: "ddim" or "dpmsolver++" (diffusion only).
         inference_steps: denoising (or Euler) steps per chunk.
     """
@@ -87,11 +95,12 @@ class DiTConfig:
     text_max_bytes: int = 96
     text_model: str | None = None
     text_max_tokens: int = 32
+    summary: Literal["kinds", "tokens"] = "kinds"
 
     objective: Literal["diffusion", "flow"] = "diffusion"
     train_timesteps: int = 100
     beta_schedule: str = "squaredcos_cap_v2"
-    prediction: Literal["epsilon", "sample"] = "epsilon"
+    prediction: Literal["epsilon", "sample"] = "sample"
     sampler: Literal["ddim", "dpmsolver++"] = "ddim"
     inference_steps: int = 10
 
@@ -103,6 +112,8 @@ class DiTConfig:
             )
         if self.objective not in ("diffusion", "flow"):
             raise ValueError(f"DiTConfig.objective must be diffusion or flow, got {self.objective}")
+        if self.summary not in ("kinds", "tokens"):
+            raise ValueError(f"DiTConfig.summary must be kinds or tokens, got {self.summary!r}")
         if not 1 <= self.executed_steps <= self.chunk_steps:
             raise ValueError(
                 f"DiTConfig.executed_steps must be in 1..chunk_steps={self.chunk_steps}, got "

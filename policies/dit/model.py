@@ -6,10 +6,11 @@ Shapes: B chunks, H actions per chunk, A values per action, O observation tokens
 Conditioning, and why two mechanisms:
 
 - **adaLN-Zero** (Peebles & Xie, DiT) carries the *global* condition c = timestep embedding +
-  mean of the observation tokens: every block's LayerNorms get a per-channel shift and scale
-  from c, and every residual branch a gate from c. The modulation layers start at zero, so each
-  block starts as the identity and training is stable from step one. It is cheap (one small
-  MLP per block) and tells every layer how much noise remains.
+  the observation's summary vector (``ObservationTokens.summary``): every block's LayerNorms
+  get a per-channel shift and scale from c, and every residual branch a gate from c. The
+  modulation layers start at zero, so each block starts as the identity and training is stable
+  from step one. It is cheap (one small MLP per block) and tells every layer how much noise
+  remains and what the robot's state is.
 - **Cross-attention** carries the *detail*: each action token attends to all observation tokens
   (image patches of every camera, joint state, subtask-text bytes), so where the cube is in the
   image and which arm the text names reach the actions directly, which a pooled vector would
@@ -26,8 +27,9 @@ Example:
     >>> import torch
     >>> net = DiffusionTransformer(action_dim=14, chunk_steps=8, hidden_dim=32, layers=2, heads=2,
     ...                            mlp_ratio=2.0, dropout=0.0)
-    >>> out = net(torch.zeros(3, 8, 14), torch.tensor([1, 5, 9]), torch.zeros(3, 4, 32),
-    ...           torch.zeros(3, 4, dtype=torch.bool))
+    >>> observation = ObservationTokens(
+    ...     torch.zeros(3, 4, 32), torch.zeros(3, 4, dtype=torch.bool), torch.zeros(3, 32))
+    >>> out = net(torch.zeros(3, 8, 14), torch.tensor([1, 5, 9]), observation)
     >>> out.shape
     torch.Size([3, 8, 14])
 """
@@ -49,6 +51,17 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
     )
     angles = timesteps.float()[:, None] * frequencies[None, :]
     return torch.cat([angles.cos(), angles.sin()], dim=1)
+
+
+@dataclass(frozen=True)
+class ObservationTokens:
+    """What the transformer is conditioned on: ``tokens`` (B, O, D) that the actions
+    cross-attend to, their ``padding`` (B, O) (True: a key to ignore), and ``summary`` (B, D),
+    the one vector that joins the timestep embedding in adaLN's condition."""
+
+    tokens: torch.Tensor
+    padding: torch.Tensor
+    summary: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -159,8 +172,9 @@ class DiTBlock(nn.Module):
 
 
 class DiffusionTransformer(nn.Module):
-    """The denoiser: (B, H, A) noisy chunk, (B,) timesteps, (B, O, D) observation tokens with
-    (B, O) padding → (B, H, A) prediction (noise, clean chunk or velocity, per the objective)."""
+    """The denoiser: (B, H, A) noisy chunk, (B,) timesteps and the observation
+    (``ObservationTokens``) → (B, H, A) prediction (noise, clean chunk or velocity, per the
+    objective)."""
 
     def __init__(
         self,
@@ -195,15 +209,13 @@ class DiffusionTransformer(nn.Module):
         self,
         noisy_actions: torch.Tensor,
         timesteps: torch.Tensor,
-        observation: torch.Tensor,
-        observation_padding: torch.Tensor,
+        observation: ObservationTokens,
     ) -> torch.Tensor:
         x = self.action_in(noisy_actions) + self.positions[: noisy_actions.shape[1]]
-        kept = (~observation_padding).unsqueeze(-1).to(observation.dtype)
-        pooled = (observation * kept).sum(dim=1) / kept.sum(dim=1).clamp(min=1.0)
-        condition = self.timestep_mlp(timestep_embedding(timesteps, self.hidden_dim)) + pooled
+        embedded = timestep_embedding(timesteps, self.hidden_dim)
+        condition = self.timestep_mlp(embedded) + observation.summary
         for block in self.blocks:
-            x = block(x, condition, observation, observation_padding)
+            x = block(x, condition, observation.tokens, observation.padding)
         shift, scale = self.final_modulation(condition).chunk(2, dim=1)
         return self.action_out(modulate(self.final_norm(x), shift, scale))
 
@@ -275,18 +287,18 @@ class DiffusionTransformer(nn.Module):
 
     @torch.no_grad()
     def prepare(
-        self, observation: torch.Tensor, observation_padding: torch.Tensor, timesteps: torch.Tensor
+        self, observation_tokens: ObservationTokens, timesteps: torch.Tensor
     ) -> "DenoisingContext":
-        """What the denoising steps of one chunk share, for ``denoise``: (S, B) or (S,)
-        ``timesteps`` of the S steps in order, (B, O, D) observation tokens, (B, O) padding."""
+        """What the denoising steps of one chunk share, for ``denoise``: the observation and the
+        (S, B) or (S,) ``timesteps`` of the S steps in order."""
         weights = self.inference_weights()
+        observation, observation_padding = observation_tokens.tokens, observation_tokens.padding
         batch, _, dim = observation.shape
         timesteps = timesteps.reshape(timesteps.shape[0], -1).expand(-1, batch)
         steps = timesteps.shape[0]
-        kept = (~observation_padding).unsqueeze(-1).to(observation.dtype)
-        pooled = (observation * kept).sum(dim=1) / kept.sum(dim=1).clamp(min=1.0)
         embedded = timestep_embedding(timesteps.reshape(-1), self.hidden_dim)
-        condition = self.timestep_mlp(embedded).view(steps, batch, dim) + pooled  # (S, B, D)
+        summary = observation_tokens.summary
+        condition = self.timestep_mlp(embedded).view(steps, batch, dim) + summary  # (S, B, D)
         # every block's modulation and the final one, for every step: one matrix product
         modulations = torch.addmm(
             weights.modulation_bias, F.silu(condition.view(-1, dim)), weights.modulation_weight

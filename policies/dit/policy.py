@@ -8,16 +8,19 @@ states ``(x - mean) / max(std, 0.01)``; actions to [-1, 1] by their range,
 Objectives, with x0 the normalised chunk and ε standard normal noise:
 
 - **diffusion** (DDPM): t uniform in 0..T-1, x_t = √ᾱ_t x0 + √(1-ᾱ_t) ε (diffusers'
-  ``DDPMScheduler.add_noise``); the network predicts ε (or x0), mean squared error over the
-  actions that are not padding. Sampling starts from noise and runs ``inference_steps`` of DDIM
-  or DPM-Solver++ (diffusers schedulers).
+  ``DDPMScheduler.add_noise``); the network predicts x0 (``DiTConfig.prediction``, the
+  default: far faster to learn) or ε, mean squared error over the actions that are not
+  padding. Sampling starts from noise and runs ``inference_steps`` of DDIM or DPM-Solver++
+  (diffusers schedulers).
 - **flow** (rectified flow): s uniform in [0, 1], x_s = s x0 + (1 - s) ε; the network predicts
   the velocity x0 - ε; sampling integrates dx/ds from s = 0 (noise) to 1 with Euler steps.
 
 Observation tokens: per history step and camera, the image encoder's patch tokens; per step one
 joint-state token (and one object-state token when configured); the subtask text's tokens (its
 bytes, or a frozen pretrained text model's tokens with ``DiTConfig.text_model``). Each token kind
-and history step gets a learned embedding added.
+and history step gets a learned embedding added. Their summary for adaLN (``DiTConfig.summary``)
+is by default the mean of the kinds' means: (cameras' patch means + state + object state + text
+mean) / kinds.
 
 Example:
     policy = DiTPolicy(DiTConfig(cameras=("cam_high",)), loader.stats)
@@ -51,7 +54,7 @@ from kinema.policies.dit.encoders import (
     VectorEncoder,
     encode_text_bytes,
 )
-from kinema.policies.dit.model import DiffusionTransformer, ParameterStamp
+from kinema.policies.dit.model import DiffusionTransformer, ObservationTokens, ParameterStamp
 from kinema.types import ActionChunk, Subtask
 
 CONFIG_FILE = "config.json"
@@ -163,10 +166,11 @@ class DiTPolicy(nn.Module):
 
     # --- observation tokens --------------------------------------------------------------------
 
-    def encode_observation(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Observation tokens (B, O, D) and their padding mask (B, O) from a batch holding
-        ``observation.state`` (B, n, S), cameras (B, n, 3, H, W) uint8 or 0..1 floats, optional
-        ``observation.environment_state`` (B, n, E), and ``task`` (B texts)."""
+    def encode_observation(self, batch: dict[str, Any]) -> ObservationTokens:
+        """Observation tokens (B, O, D), their padding mask (B, O) and their summary (B, D, see
+        ``DiTConfig.summary``) from a batch holding ``observation.state`` (B, n, S), cameras
+        (B, n, 3, H, W) uint8 or 0..1 floats, optional ``observation.environment_state``
+        (B, n, E), and ``task`` (B texts)."""
         config = self.config
         state = batch[STATE]
         batch_size, steps = state.shape[:2]
@@ -191,7 +195,13 @@ class DiTPolicy(nn.Module):
         observation = torch.cat(tokens, dim=1)
         padding = torch.zeros(observation.shape[:2], dtype=torch.bool, device=device)
         padding[:, -text_padding.shape[1] :] = text_padding
-        return observation, padding
+        if config.summary == "tokens":
+            summary = _masked_mean(observation, padding)
+        else:
+            kind_means = [kind.mean(dim=1) for kind in tokens[:-1]]
+            kind_means.append(_masked_mean(tokens[-1], text_padding))
+            summary = torch.stack(kind_means).mean(dim=0)
+        return ObservationTokens(observation, padding, summary)
 
     def _camera_patches(self, batch: dict[str, Any]) -> list[torch.Tensor]:
         """Per camera its images' patch tokens (B·n, P, D) from its image encoder. When sampling
@@ -250,20 +260,20 @@ class DiTPolicy(nn.Module):
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
         """Mean squared error of the denoising target over the non-padding actions."""
         target_chunk = self.normalise_actions(batch[ACTION])  # (B, H, A)
-        observation, padding = self.encode_observation(batch)
+        observation = self.encode_observation(batch)
         noise = torch.randn_like(target_chunk)
         batch_size = target_chunk.shape[0]
         if self.config.objective == "flow":
             s = torch.rand(batch_size, device=target_chunk.device)
             noisy = s[:, None, None] * target_chunk + (1.0 - s[:, None, None]) * noise
-            prediction = self.transformer(noisy, s * _FLOW_TIME_SCALE, observation, padding)
+            prediction = self.transformer(noisy, s * _FLOW_TIME_SCALE, observation)
             target = target_chunk - noise
         else:
             timesteps = torch.randint(
                 0, self.config.train_timesteps, (batch_size,), device=target_chunk.device
             )
             noisy = self.noise_scheduler.add_noise(target_chunk, noise, timesteps)
-            prediction = self.transformer(noisy, timesteps, observation, padding)
+            prediction = self.transformer(noisy, timesteps, observation)
             target = noise if self.config.prediction == "epsilon" else target_chunk
         errors = F.mse_loss(prediction, target, reduction="none").mean(dim=2)  # (B, H)
         kept = ~batch["action_is_pad"] if "action_is_pad" in batch else torch.ones_like(errors)
@@ -286,10 +296,10 @@ class DiTPolicy(nn.Module):
         starts with the prefix exactly, so the rest is generated to continue it (real-time
         chunking).
         """
-        observation, padding = self.encode_observation(batch)
-        batch_size = observation.shape[0]
+        observation = self.encode_observation(batch)
+        batch_size = observation.tokens.shape[0]
         shape = (batch_size, self.config.chunk_steps, self.config.action_dim)
-        x = torch.randn(shape, generator=generator, device=observation.device)
+        x = torch.randn(shape, generator=generator, device=observation.tokens.device)
         known = None if prefix is None else self.normalise_actions(prefix.to(x))
         width = 0 if known is None else known.shape[1]
         start_noise = x[:, :width].clone()
@@ -300,7 +310,7 @@ class DiTPolicy(nn.Module):
         else:
             self.sampler.set_timesteps(steps, device=x.device)
             timesteps = self.sampler.timesteps
-        network = self._denoiser(observation, padding, timesteps)
+        network = self._denoiser(observation, timesteps)
         if self.config.objective == "flow":
             for k in range(steps):
                 x = x + network(x, k) / steps
@@ -324,21 +334,21 @@ class DiTPolicy(nn.Module):
         return self.unnormalise_actions(x.clamp(-1.0, 1.0))
 
     def _denoiser(
-        self, observation: torch.Tensor, padding: torch.Tensor, timesteps: torch.Tensor
+        self, observation: ObservationTokens, timesteps: torch.Tensor
     ) -> Callable[[torch.Tensor, int], torch.Tensor]:
         """The network as a function of the noisy chunk and the step's index into
         ``timesteps``. In eval mode what the steps share is worked out once
         (``DiffusionTransformer.prepare`` / ``denoise``); in training mode (dropout) every step
         runs the whole network."""
-        batch_size = observation.shape[0]
+        batch_size = observation.tokens.shape[0]
         if self.training:
 
             def network(x: torch.Tensor, index: int) -> torch.Tensor:
                 t = timesteps[index].expand(batch_size)
-                return self.transformer(x, t, observation, padding)
+                return self.transformer(x, t, observation)
 
             return network
-        context = self.transformer.prepare(observation, padding, timesteps)
+        context = self.transformer.prepare(observation, timesteps)
         return lambda x, index: self.transformer.denoise(x, index, context)
 
     def _ddim_coefficients(self, timesteps: torch.Tensor) -> "_DdimSteps | None":
@@ -463,6 +473,12 @@ class DiTPolicy(nn.Module):
         return policy.to(device).eval()
 
 
+def _masked_mean(tokens: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+    """(B, L, D) tokens → (B, D), the mean of those whose (B, L) ``padding`` is False."""
+    kept = (~padding).unsqueeze(-1).to(tokens.dtype)
+    return (tokens * kept).sum(dim=1) / kept.sum(dim=1).clamp(min=1.0)
+
+
 def _require(observation: dict[str, np.ndarray], name: str) -> np.ndarray:
     if name not in observation:
         raise PolicyInputError(f"the observation has no {name!r}; it has {sorted(observation)}")
@@ -503,6 +519,8 @@ def model_card(policy: DiTPolicy) -> str:
         )
     else:
         text = f"subtask text (up to {config.text_max_bytes} UTF-8 bytes, a trained byte encoder)"
+    predicted = {"epsilon": "the noise", "sample": "the clean chunk"}[config.prediction]
+    prediction = f" (predicts {predicted})" if config.objective == "diffusion" else ""
     return f"""---
 library_name: kinema
 tags: [robotics, diffusion-policy, dit, aloha, action-chunking]
@@ -513,13 +531,14 @@ A diffusion transformer that turns camera images, joint state and a subtask text
 {config.chunk_steps} future actions ({config.action_space} space, {config.action_dim} values,
 {config.fps:g} Hz) for an ALOHA-style bimanual robot.
 
-- Objective: {config.objective}; sampling with {config.inference_steps} steps
+- Objective: {config.objective}{prediction}; sampling with {config.inference_steps} steps
   ({config.sampler if config.objective == "diffusion" else "Euler"}).
 - Inputs: {cameras},
   observation.state ({config.state_dim}), object state ({config.environment_state_dim} values),
   {config.observation_steps} frame(s) of history, {text}.
 - Network: {config.layers} DiT blocks, width {config.hidden_dim}, {config.heads} heads;
-  adaLN-Zero (timestep + pooled observation) and cross-attention to observation tokens.
+  adaLN-Zero (timestep + observation summary: mean over {config.summary}) and cross-attention
+  to observation tokens.
 - Parameters: {parameters / 1e6:.2f} M (trained, in `{WEIGHTS_FILE}`).
 
 Load with `kinema.policies.dit.policy.DiTPolicy.from_pretrained(path)`; normalisation statistics
