@@ -78,7 +78,7 @@ def mosaic(images: dict[str, np.ndarray], caption: str = "", columns: int = 2) -
         raise ValueError("mosaic needs at least one image")
     tiles = []
     for name, image in images.items():
-        tile = np.array(image, dtype=np.uint8)  # a copy: the name is drawn into it
+        tile = np.array(image, dtype=np.uint8, order="C")  # a C-ordered copy to draw on
         cv2.putText(tile, name, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
         tiles.append(tile)
     columns = min(columns, len(tiles))
