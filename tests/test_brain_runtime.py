@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import pytest
+import torch
 from PIL import Image
 
 from kinema.policies.brain.planner import PlanHistory
@@ -241,3 +243,31 @@ def test_a_slow_brain_never_delays_the_control_loop():
     assert calls_made >= 3  # the brain was busy all along (a plan, then checks)
     assert max(call_s) < 2e-3, f"slowest update + current_subtask: {max(call_s) * 1e3:.2f} ms"
     assert frames >= 0.95 * loop_s / FRAME_S
+
+
+class ThreadCountingPlanner(ScriptedPlanner):
+    """A ScriptedPlanner that notes PyTorch's intra-op thread count on every call."""
+
+    def __init__(self, *args: object):
+        super().__init__(*args)
+        self.torch_threads: list[int] = []
+
+    def plan(self, instruction: str, observation: BrainObservation) -> list[Subtask]:
+        self.torch_threads.append(torch.get_num_threads())
+        return super().plan(instruction, observation)
+
+    def check(self, subtask: Subtask, observation: BrainObservation) -> Verdict:
+        self.torch_threads.append(torch.get_num_threads())
+        return super().check(subtask, observation)
+
+
+def test_the_brain_computes_on_its_own_threads_and_leaves_the_policys_alone():
+    policy_threads = torch.get_num_threads()
+    planner = ThreadCountingPlanner([[A]], {A.text: ["done"]})
+    with BrainRunner(planner, "pick things", FAST) as runner:
+        drive(runner, lambda r: r.done)
+    assert runner.done
+    assert planner.torch_threads == [1, 1]  # the plan and the check
+    assert torch.get_num_threads() == policy_threads  # the control loop's thread: unchanged
+    with pytest.raises(ValueError, match="torch_threads"):
+        BrainRunnerConfig(torch_threads=0)
