@@ -358,7 +358,7 @@ class DiffusionTransformer(nn.Module):
             y = y.transpose(1, 2).reshape(rows, dim)
             x = x + torch.addmm(block.cross_out_bias, y, block.cross_out_weight)
             h = _modulated_norm(x, shift2, scale2, batch)
-            h = _gelu_tanh(torch.addmm(block.mlp_in_bias, h, block.mlp_in_weight))
+            h = F.gelu(torch.addmm(block.mlp_in_bias, h, block.mlp_in_weight), approximate="tanh")
             y = torch.addmm(block.mlp_out_bias, h, block.mlp_out_weight)
             x = _gated_add(x, gate2, y, batch)
         h = _modulated_norm(x, shift, scale, batch)
@@ -465,15 +465,3 @@ def _gated_add(x: torch.Tensor, gate: torch.Tensor, y: torch.Tensor, batch: int)
         return torch.addcmul(x, gate, y)
     shape = (batch, -1, x.shape[1])
     return torch.addcmul(x.view(shape), gate, y.view(shape)).view(x.shape)
-
-
-_GELU_BETA = math.sqrt(2.0 / math.pi)
-
-
-def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
-    """``F.gelu(x, approximate="tanh")``, 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))), up to float
-    rounding, in a few vectorised passes that take about two thirds of its time on the CPU; ``x``
-    is overwritten."""
-    inner = torch.addcmul(x, x * x, x, value=0.044715).mul_(_GELU_BETA).tanh_()
-    half = x.mul_(0.5)
-    return torch.addcmul(half, half, inner)
