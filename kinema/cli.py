@@ -528,7 +528,11 @@ def build_parser() -> argparse.ArgumentParser:
         "interval (ci95), the mean stage reached, chunk hand-over jumps, and MP4s of the first "
         "episodes.",
     )
-    evaluation.add_argument("--policy", type=Path, help="save_pretrained folder")
+    evaluation.add_argument(
+        "--policy",
+        type=Path,
+        help="save_pretrained folder, or a lerobot-train checkpoint (pretrained_model)",
+    )
     evaluation.add_argument(
         "--brain",
         choices=["embedded", "oracle"],

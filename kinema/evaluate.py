@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kinema.control_loop import run_episode
+from kinema.control_loop import ChunkPolicy, run_episode
 from kinema.datasets.record import subtask_text
 from kinema.episode_pool import PoolConfig, PortableFolder, map_episodes
 from kinema.hardware.robot import RobotObservation
@@ -48,6 +48,7 @@ from kinema.hardware.sim_robot import SimRobot, SimRobotConfig
 from kinema.policies.dit.config import DiTConfig
 from kinema.policies.dit.policy import CONFIG_FILE, DiTPolicy
 from kinema.policies.executor import ExecutorConfig
+from kinema.policies.lerobot_policy import LerobotChunkPolicy, is_lerobot_checkpoint
 from kinema.sim.simulation import CONTROL_DT_S
 from kinema.sim.tasks import make_task
 from kinema.video import Mp4Writer, mosaic
@@ -58,7 +59,9 @@ class EvalConfig:
     """What to evaluate.
 
     Attributes:
-        policy: a ``save_pretrained`` directory.
+        policy: a ``save_pretrained`` directory, or a lerobot checkpoint folder that
+            ``lerobot-train`` wrote (``kinema.policies.lerobot_policy``; chunk or ensemble
+            executor).
         task: the simulated task.
         episodes: seeded episodes, seeds ``first_seed`` … ``first_seed + episodes - 1``.
         first_seed: the first seed (the default stays clear of recorded demonstrations' seeds).
@@ -92,7 +95,7 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
 
 
 def run_policy_episode(
-    policy: DiTPolicy,
+    policy: ChunkPolicy,
     task: str,
     seed: int,
     executor_config: ExecutorConfig,
@@ -142,9 +145,14 @@ def run_policy_episode(
     }
 
 
-def _load(folder: PortableFolder, inference_steps: int | None) -> DiTPolicy:
-    """A worker's policy: the checkpoint in ``folder``, with ``inference_steps`` if given."""
+def _load(folder: PortableFolder, inference_steps: int | None) -> ChunkPolicy:
+    """A worker's policy: the checkpoint in ``folder`` (ours, or one ``lerobot-train`` wrote),
+    with ``inference_steps`` if given (ours only)."""
     with folder.opened() as directory:
+        if is_lerobot_checkpoint(directory):
+            if inference_steps is not None:
+                raise ValueError("--inference-steps applies to DiT checkpoints, not lerobot's")
+            return LerobotChunkPolicy.from_pretrained(directory)
         policy = DiTPolicy.from_pretrained(directory)
     if inference_steps is not None:
         policy.config = replace(policy.config, inference_steps=inference_steps)
@@ -162,7 +170,7 @@ class _Episode:
     executor: ExecutorConfig
     filmed: frozenset[int]
 
-    def __call__(self, policy: DiTPolicy, seed: int) -> dict[str, Any]:
+    def __call__(self, policy: ChunkPolicy, seed: int) -> dict[str, Any]:
         if seed not in self.filmed:
             return run_policy_episode(policy, self.task, seed, self.executor)
         with tempfile.TemporaryDirectory(prefix="kinema-eval-") as folder:
@@ -190,7 +198,11 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
             video = config.out / f"{config.task}_seed{result['seed']}.mp4"
             video.write_bytes(result.pop("video"))
             videos.append(str(video))
-    policy_space = DiTConfig.load(config.policy / CONFIG_FILE).action_space
+    policy_space = (
+        "joint"  # lerobot's policies act in the joint space here
+        if is_lerobot_checkpoint(config.policy)
+        else DiTConfig.load(config.policy / CONFIG_FILE).action_space
+    )
     successes = sum(result["success"] for result in results)
     low, high = wilson_interval(successes, len(results))
     report = {

@@ -1,0 +1,117 @@
+"""lerobot's ACT, as ``lerobot-train`` saves it, in our control loop and ``kinema eval``."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from lerobot.configs import FeatureType, PolicyFeature
+from lerobot.datasets import LeRobotDataset
+from lerobot.policies.act import ACTConfig, ACTPolicy
+from lerobot.processor import make_default_pre_post_processors
+
+from kinema.cli import main
+from kinema.policies.dit.config import IMAGE_PREFIX, STATE
+from kinema.policies.lerobot_policy import LerobotChunkPolicy, is_lerobot_checkpoint
+
+CAMERA = IMAGE_PREFIX + "cam_high"
+
+
+def tiny_act(dataset: LeRobotDataset, inputs: dict[str, PolicyFeature] | None = None):
+    """A small untrained ACT (chunks of 10) for the dataset's cam_high and joint state, and its
+    processors with the dataset's statistics."""
+    inputs = inputs or {
+        STATE: PolicyFeature(type=FeatureType.STATE, shape=(14,)),
+        CAMERA: PolicyFeature(type=FeatureType.VISUAL, shape=(3, 48, 64)),
+    }
+    config = ACTConfig(
+        input_features=inputs,
+        output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(14,))},
+        device="cpu",
+        chunk_size=10,
+        n_action_steps=10,
+        dim_model=32,
+        n_heads=2,
+        dim_feedforward=64,
+        n_encoder_layers=1,
+        n_decoder_layers=1,
+        use_vae=False,
+        pretrained_backbone_weights=None,
+    )
+    torch.manual_seed(0)
+    policy = ACTPolicy(config)
+    preprocessor, postprocessor = make_default_pre_post_processors(config, dataset.meta.stats)
+    return policy, preprocessor, postprocessor
+
+
+@pytest.fixture(scope="module")
+def act_checkpoint(recorded_dataset, tmp_path_factory):
+    """A tiny ACT saved as ``lerobot-train`` saves its checkpoints, and the dataset."""
+    root, _ = recorded_dataset
+    dataset = LeRobotDataset("kinema/recorded", root=root)
+    policy, preprocessor, postprocessor = tiny_act(dataset)
+    folder = tmp_path_factory.mktemp("act") / "pretrained_model"
+    policy.save_pretrained(folder)
+    preprocessor.save_pretrained(folder)
+    postprocessor.save_pretrained(folder)
+    return folder, dataset
+
+
+def test_a_lerobot_checkpoint_is_recognised_and_a_dit_one_is_not(act_checkpoint, tmp_path):
+    folder, _ = act_checkpoint
+    assert is_lerobot_checkpoint(folder)
+    (tmp_path / "config.json").write_text(json.dumps({"cameras": [], "state_dim": 14}))
+    assert not is_lerobot_checkpoint(tmp_path)
+
+
+def test_the_adapter_gives_the_actions_lerobot_gives_on_its_own_dataset_frame(act_checkpoint):
+    """Our uint8 (H, W, 3) camera images become exactly the [0, 1] channels-first floats that
+    lerobot's dataset feeds its policy, and the chunk comes back unnormalised."""
+    folder, dataset = act_checkpoint
+    adapter = LerobotChunkPolicy.from_pretrained(folder)
+    assert adapter.config.cameras == ("cam_high",) and adapter.config.chunk_steps == 10
+    frame = dataset[30]
+    image = (frame[CAMERA].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    ours = adapter.predict_chunk({STATE: frame[STATE].numpy(), CAMERA: image}, "any text")
+
+    batch = {STATE: frame[STATE][None], CAMERA: torch.from_numpy(image).permute(2, 0, 1)[None]}
+    batch[CAMERA] = batch[CAMERA].float() / 255
+    with torch.inference_mode():
+        theirs = adapter.postprocessor(
+            adapter.policy.predict_action_chunk(adapter.preprocessor(batch))
+        )
+    assert ours.actions.shape == (10, 14)
+    np.testing.assert_allclose(ours.actions, theirs[0].numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="chunk or ensemble executor"):
+        adapter.predict_chunk({STATE: frame[STATE].numpy(), CAMERA: image}, "", prefix=ours.actions)
+    with pytest.raises(ValueError, match=r"no observation\.images\.cam_high"):
+        adapter.predict_chunk({STATE: frame[STATE].numpy()}, "")
+
+
+def test_a_policy_reading_object_poses_is_refused(act_checkpoint):
+    _, dataset = act_checkpoint
+    inputs = {
+        STATE: PolicyFeature(type=FeatureType.STATE, shape=(14,)),
+        "observation.environment_state": PolicyFeature(type=FeatureType.ENV, shape=(7,)),
+    }
+    with pytest.raises(ValueError, match="environment_state"):
+        LerobotChunkPolicy(*tiny_act(dataset, inputs))
+
+
+def test_kinema_eval_runs_a_lerobot_checkpoint_with_the_chunk_executor(
+    act_checkpoint, tmp_path, capsys
+):
+    folder, _ = act_checkpoint
+    main(
+        [
+            "eval", "--policy", str(folder), "--task", "TransferCube", "--episodes", "1",
+            "--workers", "1", "--videos", "0", "--executor", "chunk", "--executed-steps", "10",
+            "--out", str(tmp_path / "eval"),
+        ]
+    )  # fmt: skip
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["task"] == "TransferCube" and report["episodes"] == 1
+    assert report["action_space"] == "joint" and report["inference_ms"] > 0
+    saved = json.loads((tmp_path / "eval" / "TransferCube_chunk.json").read_text())
+    episode = saved["episodes"][0]
+    assert episode["predictions"] == -(-episode["frames"] // 10)  # one chunk per 10 frames
