@@ -181,6 +181,11 @@ class _Episode:
 
 def evaluate(config: EvalConfig) -> dict[str, Any]:
     """Run the episodes of ``config`` and return the report (also written as JSON to ``out``)."""
+    if is_lerobot_checkpoint(config.policy) and config.executor.mode == "rtc":
+        raise ValueError(
+            f"{config.policy} is a lerobot checkpoint, which cannot start a chunk from given "
+            "actions: evaluate it with --executor chunk or ensemble"
+        )
     config.out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(config.first_seed, config.first_seed + config.episodes))
     start = time.perf_counter()

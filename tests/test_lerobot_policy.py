@@ -102,6 +102,8 @@ def test_kinema_eval_runs_a_lerobot_checkpoint_with_the_chunk_executor(
     act_checkpoint, tmp_path, capsys
 ):
     folder, _ = act_checkpoint
+    with pytest.raises(ValueError, match="--executor chunk or ensemble"):
+        main(["eval", "--policy", str(folder), "--out", str(tmp_path / "eval")])
     main(
         [
             "eval", "--policy", str(folder), "--task", "TransferCube", "--episodes", "1",
