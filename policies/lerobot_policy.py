@@ -34,6 +34,7 @@ from lerobot.configs import FeatureType, PreTrainedConfig
 from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 
 from kinema.policies.dit.config import IMAGE_PREFIX, STATE, DiTConfig
+from kinema.policies.dit.policy import observation_arrays
 from kinema.types import ActionChunk, Subtask
 
 LEROBOT_CONFIG_FILE = "config.json"
@@ -110,28 +111,23 @@ class LerobotChunkPolicy:
         generator: torch.Generator | None = None,
         prefix: np.ndarray | None = None,
     ) -> ActionChunk:
-        """One chunk of ``n_action_steps`` joint actions for one observation (see the module
-        docstring); ``subtask`` is ignored (these policies read no text), ``generator`` seeds
-        lerobot's sampling noise through torch's global generator."""
+        """One chunk of ``n_action_steps`` joint actions for one observation (checked as
+        ``observation_arrays`` checks a DiT's; see the module docstring). ``subtask`` is ignored
+        (these policies read no text); ``generator`` seeds lerobot's sampling noise through
+        torch's global generator."""
         if prefix is not None:
             raise ValueError(
                 f"lerobot's {self.kind} policy cannot start a chunk from given actions: evaluate "
                 "it with the chunk or ensemble executor, not rtc"
             )
         config = self.config
-        steps = config.observation_steps
-        batch: dict[str, Any] = {}
-        state = np.asarray(observation[STATE], dtype=np.float32).reshape(-1, config.state_dim)
-        batch[STATE] = torch.from_numpy(_last(state, steps))[None]
-        for feature in config.image_features():
-            if feature not in observation:
-                raise ValueError(f"the observation has no {feature}; the policy needs it")
-            images = np.asarray(observation[feature]).reshape(-1, *config.image_size, 3)
-            if images.dtype != np.uint8:
-                raise ValueError(f"{feature}: expected uint8 images, got {images.dtype}")
-            chw = torch.from_numpy(_last(images, steps)).permute(0, 3, 1, 2).float() / 255.0
-            batch[feature] = chw[None]
-        if steps == 1:  # lerobot's single-step policies take (B, …) inputs
+        batch = {}
+        for name, values in observation_arrays(config, observation).items():
+            tensor = torch.from_numpy(values)
+            if values.dtype == np.uint8:  # (n, H, W, 3) in 0..255 → (n, 3, H, W) in [0, 1]
+                tensor = tensor.permute(0, 3, 1, 2).float() / 255.0
+            batch[name] = tensor[None]
+        if config.observation_steps == 1:  # lerobot's single-step policies take (B, …) inputs
             batch = {key: value[:, 0] for key, value in batch.items()}
         if generator is not None:
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
@@ -140,10 +136,3 @@ class LerobotChunkPolicy:
             actions = self.postprocessor(actions)
         actions = actions[0, : config.chunk_steps].cpu().numpy().astype(np.float64)
         return ActionChunk(actions, time_s, 1.0 / config.fps, config.action_space)
-
-
-def _last(values: np.ndarray, steps: int) -> np.ndarray:
-    """The last ``steps`` rows of ``values``, the first repeated when there are fewer."""
-    if len(values) >= steps:
-        return values[-steps:]
-    return np.concatenate([np.repeat(values[:1], steps - len(values), axis=0), values])

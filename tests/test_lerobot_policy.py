@@ -84,7 +84,7 @@ def test_the_adapter_gives_the_actions_lerobot_gives_on_its_own_dataset_frame(ac
     np.testing.assert_allclose(ours.actions, theirs[0].numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="chunk or ensemble executor"):
         adapter.predict_chunk({STATE: frame[STATE].numpy(), CAMERA: image}, "", prefix=ours.actions)
-    with pytest.raises(ValueError, match=r"no observation\.images\.cam_high"):
+    with pytest.raises(ValueError, match=r"no 'observation\.images\.cam_high'"):
         adapter.predict_chunk({STATE: frame[STATE].numpy()}, "")
 
 

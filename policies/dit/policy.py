@@ -398,23 +398,13 @@ class DiTPolicy(nn.Module):
 
     def observation_batch(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
         """A batch of one from a single observation (see ``predict_chunk``), checked."""
-        config = self.config
         device = self.action_low.device
-        steps = config.observation_steps
         batch: dict[str, Any] = {}
-        vectors = {STATE: config.state_dim}
-        if config.environment_state_dim:
-            vectors[ENVIRONMENT_STATE] = config.environment_state_dim
-        for name, size in vectors.items():
-            values = np.asarray(_require(observation, name), dtype=np.float32)
-            values = _with_history(values, (size,), steps, name)
-            batch[name] = torch.from_numpy(values)[None].to(device)
-        for feature in config.image_features():
-            images = np.asarray(_require(observation, feature))
-            images = _with_history(images, (*config.image_size, 3), steps, feature)
-            if images.dtype != np.uint8:
-                raise PolicyInputError(f"{feature}: expected uint8 images, got {images.dtype}")
-            batch[feature] = torch.from_numpy(images).permute(0, 3, 1, 2)[None].to(device)
+        for name, values in observation_arrays(self.config, observation).items():
+            tensor = torch.from_numpy(values)
+            if values.dtype == np.uint8:  # (n, H, W, 3) → (n, 3, H, W)
+                tensor = tensor.permute(0, 3, 1, 2)
+            batch[name] = tensor[None].to(device)
         return batch
 
     # --- checkpoints ---------------------------------------------------------------------------
@@ -477,6 +467,32 @@ def _masked_mean(tokens: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
     """(B, L, D) tokens → (B, D), the mean of those whose (B, L) ``padding`` is False."""
     kept = (~padding).unsqueeze(-1).to(tokens.dtype)
     return (tokens * kept).sum(dim=1) / kept.sum(dim=1).clamp(min=1.0)
+
+
+def observation_arrays(
+    config: DiTConfig, observation: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The inputs that a policy with ``config`` reads from one observation, checked, each with
+    its history: (n, S) float32 joint state, (n, E) float32 environment state when configured,
+    and (n, H, W, 3) uint8 images per camera (n = ``config.observation_steps``; a single frame is
+    repeated). A missing input, a wrong shape, a non-finite value or non-uint8 images raise
+    ``PolicyInputError``."""
+    steps = config.observation_steps
+    arrays: dict[str, np.ndarray] = {}
+    vectors = {STATE: config.state_dim}
+    if config.environment_state_dim:
+        vectors[ENVIRONMENT_STATE] = config.environment_state_dim
+    for name, size in vectors.items():
+        values = np.asarray(_require(observation, name), dtype=np.float32)
+        arrays[name] = _with_history(values, (size,), steps, name)
+    for feature in config.image_features():
+        images = _with_history(
+            _require(observation, feature), (*config.image_size, 3), steps, feature
+        )
+        if images.dtype != np.uint8:
+            raise PolicyInputError(f"{feature}: expected uint8 images, got {images.dtype}")
+        arrays[feature] = images
+    return arrays
 
 
 def _require(observation: dict[str, np.ndarray], name: str) -> np.ndarray:
