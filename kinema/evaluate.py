@@ -181,7 +181,8 @@ class _Episode:
 
 def evaluate(config: EvalConfig) -> dict[str, Any]:
     """Run the episodes of ``config`` and return the report (also written as JSON to ``out``)."""
-    if is_lerobot_checkpoint(config.policy) and config.executor.mode == "rtc":
+    lerobot_checkpoint = is_lerobot_checkpoint(config.policy)
+    if lerobot_checkpoint and config.executor.mode == "rtc":
         raise ValueError(
             f"{config.policy} is a lerobot checkpoint, which cannot start a chunk from given "
             "actions: evaluate it with --executor chunk or ensemble"
@@ -205,7 +206,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
             videos.append(str(video))
     policy_space = (
         "joint"  # lerobot's policies act in the joint space here
-        if is_lerobot_checkpoint(config.policy)
+        if lerobot_checkpoint
         else DiTConfig.load(config.policy / CONFIG_FILE).action_space
     )
     successes = sum(result["success"] for result in results)
