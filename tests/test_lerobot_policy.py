@@ -8,6 +8,7 @@ import torch
 from lerobot.configs import FeatureType, PolicyFeature
 from lerobot.datasets import LeRobotDataset
 from lerobot.policies.act import ACTConfig, ACTPolicy
+from lerobot.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from lerobot.processor import make_default_pre_post_processors
 
 from kinema.cli import main
@@ -15,18 +16,19 @@ from kinema.policies.dit.config import IMAGE_PREFIX, STATE
 from kinema.policies.lerobot_policy import LerobotChunkPolicy, is_lerobot_checkpoint
 
 CAMERA = IMAGE_PREFIX + "cam_high"
+CAMERA_AND_STATE = {
+    STATE: PolicyFeature(type=FeatureType.STATE, shape=(14,)),
+    CAMERA: PolicyFeature(type=FeatureType.VISUAL, shape=(3, 48, 64)),
+}
+ACTION = {"action": PolicyFeature(type=FeatureType.ACTION, shape=(14,))}
 
 
 def tiny_act(dataset: LeRobotDataset, inputs: dict[str, PolicyFeature] | None = None):
     """A small untrained ACT (chunks of 10) for the dataset's cam_high and joint state, and its
     processors with the dataset's statistics."""
-    inputs = inputs or {
-        STATE: PolicyFeature(type=FeatureType.STATE, shape=(14,)),
-        CAMERA: PolicyFeature(type=FeatureType.VISUAL, shape=(3, 48, 64)),
-    }
     config = ACTConfig(
-        input_features=inputs,
-        output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(14,))},
+        input_features=inputs or CAMERA_AND_STATE,
+        output_features=ACTION,
         device="cpu",
         chunk_size=10,
         n_action_steps=10,
@@ -44,17 +46,21 @@ def tiny_act(dataset: LeRobotDataset, inputs: dict[str, PolicyFeature] | None = 
     return policy, preprocessor, postprocessor
 
 
+def save_checkpoint(policy, preprocessor, postprocessor, folder):
+    """Write the policy and its processors as ``lerobot-train`` writes ``pretrained_model``."""
+    policy.save_pretrained(folder)
+    preprocessor.save_pretrained(folder)
+    postprocessor.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def act_checkpoint(recorded_dataset, tmp_path_factory):
     """A tiny ACT saved as ``lerobot-train`` saves its checkpoints, and the dataset."""
     root, _ = recorded_dataset
     dataset = LeRobotDataset("kinema/recorded", root=root)
-    policy, preprocessor, postprocessor = tiny_act(dataset)
     folder = tmp_path_factory.mktemp("act") / "pretrained_model"
-    policy.save_pretrained(folder)
-    preprocessor.save_pretrained(folder)
-    postprocessor.save_pretrained(folder)
-    return folder, dataset
+    return save_checkpoint(*tiny_act(dataset), folder), dataset
 
 
 def test_a_lerobot_checkpoint_is_recognised_and_a_dit_one_is_not(act_checkpoint, tmp_path):
@@ -86,6 +92,55 @@ def test_the_adapter_gives_the_actions_lerobot_gives_on_its_own_dataset_frame(ac
         adapter.predict_chunk({STATE: frame[STATE].numpy(), CAMERA: image}, "", prefix=ours.actions)
     with pytest.raises(ValueError, match=r"no 'observation\.images\.cam_high'"):
         adapter.predict_chunk({STATE: frame[STATE].numpy()}, "")
+
+
+def test_diffusion_policy_sees_the_two_frame_history_lerobot_feeds_it(recorded_dataset, tmp_path):
+    """lerobot's Diffusion Policy reads the last two frames: the adapter's (2, H, W, 3) history
+    gives the chunk lerobot gives on the same two dataset frames, with the same noise."""
+    root, _ = recorded_dataset
+    history = {key: [-1 / 50, 0.0] for key in (STATE, CAMERA)}
+    dataset = LeRobotDataset("kinema/recorded", root=root, delta_timestamps=history)
+    config = DiffusionConfig(
+        input_features=CAMERA_AND_STATE,
+        output_features=ACTION,
+        device="cpu",
+        horizon=16,
+        n_action_steps=8,
+        down_dims=(16, 32),
+        diffusion_step_embed_dim=16,
+        spatial_softmax_num_keypoints=8,
+        pretrained_backbone_weights=None,
+        noise_scheduler_type="DDIM",
+        num_inference_steps=3,
+    )
+    torch.manual_seed(0)
+    policy = DiffusionPolicy(config)
+    processors = make_default_pre_post_processors(config, dataset.meta.stats)
+    folder = save_checkpoint(policy, *processors, tmp_path / "pretrained_model")
+    adapter = LerobotChunkPolicy.from_pretrained(folder)
+    assert adapter.config.observation_steps == 2 and adapter.config.chunk_steps == 8
+
+    frame = dataset[40]
+    images = (frame[CAMERA].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    observation = {STATE: frame[STATE].numpy(), CAMERA: images}
+    torch.manual_seed(3)
+    ours = adapter.predict_chunk(observation, "").actions
+
+    batch = {STATE: frame[STATE][None], CAMERA: torch.from_numpy(images).permute(0, 3, 1, 2)[None]}
+    batch[CAMERA] = batch[CAMERA].float() / 255
+    torch.manual_seed(3)
+    with torch.inference_mode():
+        theirs = adapter.postprocessor(
+            adapter.policy.predict_action_chunk(adapter.preprocessor(batch))
+        )
+    assert ours.shape == (8, 14)
+    np.testing.assert_allclose(ours, theirs[0].numpy(), atol=1e-5)
+
+    def seeded(observation):
+        return adapter.predict_chunk(observation, "", 0.0, torch.Generator().manual_seed(5)).actions
+
+    np.testing.assert_array_equal(seeded(observation), seeded(observation))
+    assert not np.allclose(seeded({**observation, CAMERA: images[[1, 1]]}), seeded(observation))
 
 
 def test_a_policy_reading_object_poses_is_refused(act_checkpoint):
