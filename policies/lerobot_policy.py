@@ -5,19 +5,19 @@ A checkpoint that ``lerobot-train`` writes (``…/checkpoints/last/pretrained_mo
 pipelines holding the dataset's normalisation statistics) is loaded with lerobot's own
 ``from_pretrained`` and processors, so it acts exactly as lerobot would run it:
 
-    observation (uint8 (n, H, W, 3) images, (n, 14) state)
-      → floats in [0, 1], channels first → lerobot's preprocessor (normalise)
+    observation (uint8 (n, H, W, 3) images, (n, 14) state, optional (n, E) object poses)
+      → images as floats in [0, 1], channels first → lerobot's preprocessor (normalise)
       → ``predict_action_chunk`` → lerobot's postprocessor (unnormalise) → (k, 14) actions
 
 where k is the policy's ``n_action_steps`` (ACT: its chunk; Diffusion: the actions it executes
 of its horizon). The chunk is in the joint space (rad, grippers 0..1) at the dataset's fps.
 
 ``config`` describes the checkpoint's observation and action interface as a ``DiTConfig`` (cameras,
-image size, state size, observation history, chunk length), which is all the control loop and
-``kinema eval`` read of a policy; its network fields are unused. lerobot's policies cannot start a
-chunk from given actions, so they run with the ``chunk`` or ``ensemble`` executor; ``rtc`` is a
-clear error. A policy that reads ``observation.environment_state`` (object poses) or a language
-instruction is refused: the comparisons here are on images and joint state alone.
+image size, state size, object-pose size, observation history, chunk length), which is all the
+control loop and ``kinema eval`` read of a policy; its network fields are unused. lerobot's
+policies cannot start a chunk from given actions, so they run with the ``chunk`` or ``ensemble``
+executor; ``rtc`` is a clear error. Inputs other than the joint state, cameras and
+``observation.environment_state`` (object poses, as the state-based DiT reads them) are refused.
 
 Example:
     policy = LerobotChunkPolicy.from_pretrained(Path("act/checkpoints/last/pretrained_model"))
@@ -33,7 +33,7 @@ import torch
 from lerobot.configs import FeatureType, PreTrainedConfig
 from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 
-from kinema.policies.dit.config import IMAGE_PREFIX, STATE, DiTConfig
+from kinema.policies.dit.config import ENVIRONMENT_STATE, IMAGE_PREFIX, STATE, DiTConfig
 from kinema.policies.dit.policy import observation_arrays
 from kinema.types import ActionChunk, Subtask
 
@@ -53,29 +53,33 @@ class LerobotChunkPolicy:
 
     def __init__(self, policy: Any, preprocessor: Any, postprocessor: Any, fps: float = 50.0):
         lerobot_config = policy.config
+        inputs = lerobot_config.input_features
         unsupported = [
             key
-            for key, feature in lerobot_config.input_features.items()
-            if feature.type not in (FeatureType.STATE, FeatureType.VISUAL)
-            or key.startswith("observation.environment")
+            for key, feature in inputs.items()
+            if not (
+                (key == STATE and feature.type == FeatureType.STATE)
+                or (key == ENVIRONMENT_STATE and feature.type == FeatureType.ENV)
+                or (key.startswith(IMAGE_PREFIX) and feature.type == FeatureType.VISUAL)
+            )
         ]
-        if unsupported:
+        if unsupported or STATE not in inputs:
             raise ValueError(
-                f"lerobot policy inputs {unsupported} are not supported: only "
-                f"{STATE} and {IMAGE_PREFIX}<camera> images"
+                f"lerobot policy inputs {sorted(inputs)}: {unsupported} are not supported: "
+                f"only {STATE}, {ENVIRONMENT_STATE} and {IMAGE_PREFIX}<camera> images"
             )
         cameras = tuple(key.removeprefix(IMAGE_PREFIX) for key in lerobot_config.image_features)
-        image_sizes = {
-            tuple(lerobot_config.input_features[key].shape[1:])
-            for key in lerobot_config.image_features
-        }
+        image_sizes = {tuple(inputs[key].shape[1:]) for key in lerobot_config.image_features}
         if len(image_sizes) > 1:
             raise ValueError(f"lerobot policy cameras differ in size: {sorted(image_sizes)}")
         steps = lerobot_config.n_action_steps
         self.config = DiTConfig(
             cameras=cameras,
             image_size=image_sizes.pop() if image_sizes else (96, 128),
-            state_dim=lerobot_config.input_features[STATE].shape[0],
+            state_dim=inputs[STATE].shape[0],
+            environment_state_dim=inputs[ENVIRONMENT_STATE].shape[0]
+            if ENVIRONMENT_STATE in inputs
+            else 0,
             observation_steps=lerobot_config.n_obs_steps,
             action_space="joint",
             chunk_steps=steps,

@@ -1,4 +1,5 @@
-"""lerobot's ACT, as ``lerobot-train`` saves it, in our control loop and ``kinema eval``."""
+"""lerobot's ACT and Diffusion Policy, as ``lerobot-train`` saves them, in our control loop and
+``kinema eval``."""
 
 import json
 
@@ -12,7 +13,8 @@ from lerobot.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from lerobot.processor import make_default_pre_post_processors
 
 from kinema.cli import main
-from kinema.policies.dit.config import IMAGE_PREFIX, STATE
+from kinema.policies.dit.config import ENVIRONMENT_STATE, IMAGE_PREFIX, STATE
+from kinema.policies.dit.policy import PolicyInputError
 from kinema.policies.lerobot_policy import LerobotChunkPolicy, is_lerobot_checkpoint
 
 CAMERA = IMAGE_PREFIX + "cam_high"
@@ -143,14 +145,34 @@ def test_diffusion_policy_sees_the_two_frame_history_lerobot_feeds_it(recorded_d
     assert not np.allclose(seeded({**observation, CAMERA: images[[1, 1]]}), seeded(observation))
 
 
-def test_a_policy_reading_object_poses_is_refused(act_checkpoint):
+def test_a_state_based_peer_gets_the_object_poses_and_other_inputs_are_refused(act_checkpoint):
+    """A peer of the state-based DiT (joint state and object poses, no camera) gets the
+    observation's object poses as lerobot's dataset feeds them; an input we cannot give is a
+    clear error."""
     _, dataset = act_checkpoint
     inputs = {
-        STATE: PolicyFeature(type=FeatureType.STATE, shape=(14,)),
-        "observation.environment_state": PolicyFeature(type=FeatureType.ENV, shape=(7,)),
+        STATE: CAMERA_AND_STATE[STATE],
+        ENVIRONMENT_STATE: PolicyFeature(type=FeatureType.ENV, shape=(7,)),
     }
-    with pytest.raises(ValueError, match="environment_state"):
-        LerobotChunkPolicy(*tiny_act(dataset, inputs))
+    adapter = LerobotChunkPolicy(*tiny_act(dataset, inputs))
+    assert adapter.config.cameras == () and adapter.config.environment_state_dim == 7
+    frame = dataset[30]
+    observation = {name: frame[name].numpy() for name in inputs}
+    ours = adapter.predict_chunk(observation, "").actions
+
+    batch = {name: frame[name][None] for name in inputs}
+    with torch.inference_mode():
+        theirs = adapter.postprocessor(
+            adapter.policy.predict_action_chunk(adapter.preprocessor(batch))
+        )
+    np.testing.assert_allclose(ours, theirs[0].numpy(), atol=1e-5)
+    moved = {**observation, ENVIRONMENT_STATE: observation[ENVIRONMENT_STATE] + 0.05}
+    assert not np.allclose(adapter.predict_chunk(moved, "").actions, ours)
+    with pytest.raises(PolicyInputError, match=r"no 'observation\.environment_state'"):
+        adapter.predict_chunk({STATE: observation[STATE]}, "")
+    language = {**inputs, "observation.language": PolicyFeature(FeatureType.LANGUAGE, (1,))}
+    with pytest.raises(ValueError, match=r"\['observation\.language'\] are not supported"):
+        LerobotChunkPolicy(*tiny_act(dataset, language))
 
 
 def test_kinema_eval_runs_a_lerobot_checkpoint_with_the_chunk_executor(
