@@ -23,7 +23,7 @@ Figures:
                                    scheduler's own step, well under 1 ms, left out);
                                    ``--direct-100`` times the 100-step call itself
                                    (``lerobot_diffusion_100step_measured`` says which).
-  *_actions_per_s                  actions executed per chunk / time per chunk: DiT 25 of 50
+  *_actions_per_s                  actions executed per chunk / time per chunk: DiT 35 of 50
                                    (``executed_steps``), ACT 50, Diffusion ``n_action_steps``.
   *_train_samples_per_s            32 / median time of one training step on a batch of 32 random
                                    but valid inputs: the policy's own loss (forward), backward,

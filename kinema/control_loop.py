@@ -231,7 +231,10 @@ def run_episode(
     """Run ``policy`` on the connected ``robot`` for up to ``max_frames`` frames (module
     docstring). The subtask text is the started ``brain``'s current subtask when one is given
     (``scene_objects``: what it may name), else the task's subtask in progress when
-    ``task_info`` is given (the episode then ends on success), else ``instruction``."""
+    ``task_info`` is given (the episode then ends on success), else ``instruction``. The
+    executor executes ``executor_config.executed_steps`` actions of a chunk, or the policy's
+    own ``config.executed_steps`` where that is None."""
+    executor_config = executor_config.for_policy(policy.config.executed_steps)
     stride = command_stride(robot.description.command_hz)
     driver = make_driver(policy.config.action_space, build_model(""))
     observation = robot.observe()

@@ -48,7 +48,11 @@ from kinema.hardware.sim_robot import SimRobot, SimRobotConfig
 from kinema.policies.dit.config import DiTConfig
 from kinema.policies.dit.policy import CONFIG_FILE, DiTPolicy
 from kinema.policies.executor import ExecutorConfig
-from kinema.policies.lerobot_policy import LerobotChunkPolicy, is_lerobot_checkpoint
+from kinema.policies.lerobot_policy import (
+    LEROBOT_CONFIG_FILE,
+    LerobotChunkPolicy,
+    is_lerobot_checkpoint,
+)
 from kinema.sim.simulation import CONTROL_DT_S
 from kinema.sim.tasks import make_task
 from kinema.video import Mp4Writer, mosaic
@@ -204,11 +208,13 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
             video = config.out / f"{config.task}_seed{result['seed']}.mp4"
             video.write_bytes(result.pop("video"))
             videos.append(str(video))
-    policy_space = (
-        "joint"  # lerobot's policies act in the joint space here
-        if lerobot_checkpoint
-        else DiTConfig.load(config.policy / CONFIG_FILE).action_space
-    )
+    if lerobot_checkpoint:  # lerobot's policies act in the joint space here
+        lerobot_config = json.loads((config.policy / LEROBOT_CONFIG_FILE).read_text())
+        policy_space, policy_steps = "joint", lerobot_config["n_action_steps"]
+    else:
+        policy_config = DiTConfig.load(config.policy / CONFIG_FILE)
+        policy_space, policy_steps = policy_config.action_space, policy_config.executed_steps
+    executor = config.executor.for_policy(policy_steps)
     successes = sum(result["success"] for result in results)
     low, high = wilson_interval(successes, len(results))
     report = {
@@ -217,7 +223,8 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         "success_rate": round(successes / max(len(results), 1), 4),
         "ci95": [round(low, 4), round(high, 4)],
         "mean_stage_fraction": round(float(np.mean([r["stage_fraction"] for r in results])), 4),
-        "executor": config.executor.mode,
+        "executor": executor.mode,
+        "executed_steps": None if executor.mode == "ensemble" else executor.executed_steps,
         "action_space": policy_space,
         "handover_jump": round(max(r["handover_jump"] for r in results), 4),
         "step_jump": round(float(np.median([r["step_jump"] for r in results])), 5),

@@ -23,13 +23,15 @@ The executor calls ``predict(observation, prefix) -> (H, A) chunk``; ``prefix`` 
 evaluation is deterministic; ``kinema run`` (the live stack) runs the same logic on a thread.
 
 Example:
-    executor = ChunkExecutor(lambda obs, prefix: policy_chunk(obs, prefix), ExecutorConfig())
+    config = ExecutorConfig().for_policy(policy.config.executed_steps)  # rtc, 35 of 50
+    predict = lambda obs, prefix: policy.predict_chunk(obs, "", prefix=prefix).actions
+    executor = ChunkExecutor(predict, config)
     executor.reset()
     action = executor.action(observation, frame=0)
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -43,14 +45,18 @@ class ExecutorConfig:
 
     Attributes:
         mode: "chunk", "ensemble" or "rtc".
-        executed_steps: actions of a chunk executed before the next takes over (chunk, rtc).
+        executed_steps: actions of a chunk executed before the next takes over (chunk, rtc);
+            None takes the policy's own (``config.executed_steps``: ``for_policy``). A DiT
+            trained with ``kinema train`` executes 35 of its 50 actions, which measured best
+            with rtc (README, "Choosing the executor"), and with latency 3 and blend 8 its
+            hand-over still reads the old chunk's own actions.
         ensemble_decay: m of the ensembling weights exp(-m i), per frame of age.
         latency_steps: frames between requesting a chunk and having it (rtc).
         blend_steps: frames of the linear hand-over from old to new chunk (rtc).
     """
 
     mode: Literal["chunk", "ensemble", "rtc"] = "rtc"
-    executed_steps: int = 25
+    executed_steps: int | None = None
     ensemble_decay: float = 0.01
     latency_steps: int = 3
     blend_steps: int = 8
@@ -58,11 +64,21 @@ class ExecutorConfig:
     def __post_init__(self) -> None:
         if self.mode not in ("chunk", "ensemble", "rtc"):
             raise ValueError(f"ExecutorConfig.mode must be chunk, ensemble or rtc: {self.mode!r}")
+        if self.executed_steps is None:
+            return
+        if self.executed_steps < 1:
+            raise ValueError(f"ExecutorConfig.executed_steps must be ≥ 1: {self.executed_steps}")
         if self.mode == "rtc" and not 0 <= self.latency_steps < self.executed_steps:
             raise ValueError(
                 f"ExecutorConfig.latency_steps must be in [0, executed_steps={self.executed_steps})"
                 f", got {self.latency_steps}"
             )
+
+    def for_policy(self, policy_executed_steps: int) -> "ExecutorConfig":
+        """This config with ``executed_steps`` settled: its own, else the policy's."""
+        if self.executed_steps is not None:
+            return self
+        return replace(self, executed_steps=policy_executed_steps)
 
 
 @dataclass
@@ -79,7 +95,11 @@ class _Chunk:
 class ChunkExecutor:
     """One action per frame from a chunk-predicting policy (see the module docstring)."""
 
-    def __init__(self, predict: Predict, config: ExecutorConfig = ExecutorConfig()):
+    def __init__(self, predict: Predict, config: ExecutorConfig):
+        if config.executed_steps is None and config.mode != "ensemble":
+            raise ValueError(
+                "ChunkExecutor: settle executed_steps first (ExecutorConfig.for_policy)"
+            )
         self.predict = predict
         self.config = config
         self.reset()

@@ -47,7 +47,7 @@ def test_eval_runs_a_saved_policy_end_to_end_in_worker_processes(
     )  # fmt: skip
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["task"] == "TransferCube" and report["episodes"] == 2
-    assert report["action_space"] == action_space
+    assert report["action_space"] == action_space and report["executed_steps"] == 4
     assert report["ci95"][0] <= report["success_rate"] <= report["ci95"][1]
     assert 0.0 <= report["mean_stage_fraction"] <= 1.0 and report["inference_ms"] > 0
     assert len(report["videos"]) == 1

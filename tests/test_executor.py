@@ -68,11 +68,21 @@ def test_executor_lookahead_and_bad_chunks():
     executor = ChunkExecutor(DisagreeingPolicy(), ExecutorConfig(mode="chunk", executed_steps=5))
     ahead = executor.actions({}, 0, 30)
     np.testing.assert_allclose(ahead[:, 0], 1.0 + 0.01 * np.minimum(np.arange(30), CHUNK - 1))
-    broken = ChunkExecutor(lambda observation, prefix: np.full((CHUNK, 14), np.nan))
+    nan_chunk = lambda observation, prefix: np.full((CHUNK, 14), np.nan)  # noqa: E731
+    broken = ChunkExecutor(nan_chunk, ExecutorConfig(executed_steps=25))
     with pytest.raises(ValueError, match="NaN/inf"):
         broken.action({}, 0)
     with pytest.raises(ValueError, match="latency_steps must be in"):
         ExecutorConfig(mode="rtc", executed_steps=4, latency_steps=4)
+
+
+def test_the_executed_steps_are_the_policys_unless_given():
+    assert ExecutorConfig().for_policy(35).executed_steps == 35
+    assert ExecutorConfig(executed_steps=10).for_policy(35).executed_steps == 10
+    with pytest.raises(ValueError, match="settle executed_steps"):
+        ChunkExecutor(DisagreeingPolicy(), ExecutorConfig())
+    with pytest.raises(ValueError, match="latency_steps must be in"):
+        ExecutorConfig(latency_steps=3).for_policy(2)
 
 
 @pytest.mark.parametrize("objective", ["diffusion", "flow"])

@@ -184,13 +184,14 @@ def test_kinema_eval_runs_a_lerobot_checkpoint_with_the_chunk_executor(
     main(
         [
             "eval", "--policy", str(folder), "--task", "TransferCube", "--episodes", "1",
-            "--workers", "1", "--videos", "0", "--executor", "chunk", "--executed-steps", "10",
+            "--workers", "1", "--videos", "0", "--executor", "chunk",
             "--out", str(tmp_path / "eval"),
         ]
     )  # fmt: skip
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["task"] == "TransferCube" and report["episodes"] == 1
     assert report["action_space"] == "joint" and report["inference_ms"] > 0
+    assert report["executed_steps"] == 10  # the policy's n_action_steps
     saved = json.loads((tmp_path / "eval" / "TransferCube_chunk.json").read_text())
     episode = saved["episodes"][0]
     assert episode["predictions"] == -(-episode["frames"] // 10)  # one chunk per 10 frames

@@ -35,7 +35,9 @@ class DiTConfig:
         action_space: "joint" (14 values) or "end_effector" (20: per arm position in m, 6-D
             rotation, gripper); see ``kinema.controllers.action_spaces``.
         chunk_steps: H, actions predicted per chunk.
-        executed_steps: actions of a chunk executed before the next is predicted.
+        executed_steps: actions of a chunk executed before the next is predicted: what the
+            chunk executor does unless told otherwise (``ExecutorConfig.executed_steps``); 35 of
+            50 measured best.
         fps: frames (actions) per second; one action every 1 / fps seconds.
 
     Network:
@@ -81,7 +83,7 @@ class DiTConfig:
     observation_steps: int = 1
     action_space: Literal["joint", "end_effector"] = "joint"
     chunk_steps: int = 50
-    executed_steps: int = 25
+    executed_steps: int = 35
     fps: float = 50.0
 
     hidden_dim: int = 256
