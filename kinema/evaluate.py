@@ -49,9 +49,9 @@ from kinema.policies.dit.config import DiTConfig
 from kinema.policies.dit.policy import CONFIG_FILE, DiTPolicy
 from kinema.policies.executor import ExecutorConfig
 from kinema.policies.lerobot_policy import (
-    LEROBOT_CONFIG_FILE,
     LerobotChunkPolicy,
     is_lerobot_checkpoint,
+    load_interface_config,
 )
 from kinema.sim.simulation import CONTROL_DT_S
 from kinema.sim.tasks import make_task
@@ -191,6 +191,12 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
             f"{config.policy} is a lerobot checkpoint, which cannot start a chunk from given "
             "actions: evaluate it with --executor chunk or ensemble"
         )
+    policy_config = (
+        load_interface_config(config.policy)
+        if lerobot_checkpoint
+        else DiTConfig.load(config.policy / CONFIG_FILE)
+    )
+    executor = config.executor.for_policy(policy_config.executed_steps)
     config.out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(config.first_seed, config.first_seed + config.episodes))
     start = time.perf_counter()
@@ -208,13 +214,6 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
             video = config.out / f"{config.task}_seed{result['seed']}.mp4"
             video.write_bytes(result.pop("video"))
             videos.append(str(video))
-    if lerobot_checkpoint:  # lerobot's policies act in the joint space here
-        lerobot_config = json.loads((config.policy / LEROBOT_CONFIG_FILE).read_text())
-        policy_space, policy_steps = "joint", lerobot_config["n_action_steps"]
-    else:
-        policy_config = DiTConfig.load(config.policy / CONFIG_FILE)
-        policy_space, policy_steps = policy_config.action_space, policy_config.executed_steps
-    executor = config.executor.for_policy(policy_steps)
     successes = sum(result["success"] for result in results)
     low, high = wilson_interval(successes, len(results))
     report = {
@@ -225,7 +224,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         "mean_stage_fraction": round(float(np.mean([r["stage_fraction"] for r in results])), 4),
         "executor": executor.mode,
         "executed_steps": None if executor.mode == "ensemble" else executor.executed_steps,
-        "action_space": policy_space,
+        "action_space": policy_config.action_space,
         "handover_jump": round(max(r["handover_jump"] for r in results), 4),
         "step_jump": round(float(np.median([r["step_jump"] for r in results])), 5),
         "inference_ms": round(float(np.median([r["inference_ms"] for r in results])), 1),

@@ -40,6 +40,12 @@ from kinema.types import ActionChunk, Subtask
 LEROBOT_CONFIG_FILE = "config.json"
 
 
+def load_interface_config(directory: Path, fps: float = 50.0) -> DiTConfig:
+    """``interface_config`` of the ``lerobot-train`` checkpoint in ``directory``, from its
+    config.json alone (no weights are loaded)."""
+    return interface_config(PreTrainedConfig.from_pretrained(Path(directory)), fps)
+
+
 def is_lerobot_checkpoint(directory: Path) -> bool:
     """Whether ``directory`` holds a lerobot policy (its config.json names the policy ``type``)."""
     config_file = Path(directory) / LEROBOT_CONFIG_FILE
@@ -48,44 +54,52 @@ def is_lerobot_checkpoint(directory: Path) -> bool:
     return "type" in json.loads(config_file.read_text())
 
 
+def interface_config(lerobot_config: Any, fps: float = 50.0) -> DiTConfig:
+    """The observation and action interface of a lerobot policy with ``lerobot_config`` as a
+    ``DiTConfig`` (module docstring): its cameras and their image size, state and object-pose
+    sizes, history, and ``n_action_steps`` as both chunk and executed steps, in the joint space.
+    Inputs other than the joint state, object poses and cameras raise ``ValueError``."""
+    inputs = lerobot_config.input_features
+    unsupported = [
+        key
+        for key, feature in inputs.items()
+        if not (
+            (key == STATE and feature.type == FeatureType.STATE)
+            or (key == ENVIRONMENT_STATE and feature.type == FeatureType.ENV)
+            or (key.startswith(IMAGE_PREFIX) and feature.type == FeatureType.VISUAL)
+        )
+    ]
+    if unsupported or STATE not in inputs:
+        raise ValueError(
+            f"lerobot policy inputs {sorted(inputs)}: {unsupported} are not supported: "
+            f"only {STATE}, {ENVIRONMENT_STATE} and {IMAGE_PREFIX}<camera> images"
+        )
+    cameras = tuple(key.removeprefix(IMAGE_PREFIX) for key in lerobot_config.image_features)
+    image_sizes = {tuple(inputs[key].shape[1:]) for key in lerobot_config.image_features}
+    if len(image_sizes) > 1:
+        raise ValueError(f"lerobot policy cameras differ in size: {sorted(image_sizes)}")
+    steps = lerobot_config.n_action_steps
+    return DiTConfig(
+        cameras=cameras,
+        image_size=image_sizes.pop() if image_sizes else (96, 128),
+        state_dim=inputs[STATE].shape[0],
+        environment_state_dim=inputs[ENVIRONMENT_STATE].shape[0]
+        if ENVIRONMENT_STATE in inputs
+        else 0,
+        observation_steps=lerobot_config.n_obs_steps,
+        action_space="joint",
+        chunk_steps=steps,
+        executed_steps=steps,
+        fps=fps,
+    )
+
+
 class LerobotChunkPolicy:
     """A lerobot ``PreTrainedPolicy`` behind our ``ChunkPolicy`` interface (module docstring)."""
 
     def __init__(self, policy: Any, preprocessor: Any, postprocessor: Any, fps: float = 50.0):
         lerobot_config = policy.config
-        inputs = lerobot_config.input_features
-        unsupported = [
-            key
-            for key, feature in inputs.items()
-            if not (
-                (key == STATE and feature.type == FeatureType.STATE)
-                or (key == ENVIRONMENT_STATE and feature.type == FeatureType.ENV)
-                or (key.startswith(IMAGE_PREFIX) and feature.type == FeatureType.VISUAL)
-            )
-        ]
-        if unsupported or STATE not in inputs:
-            raise ValueError(
-                f"lerobot policy inputs {sorted(inputs)}: {unsupported} are not supported: "
-                f"only {STATE}, {ENVIRONMENT_STATE} and {IMAGE_PREFIX}<camera> images"
-            )
-        cameras = tuple(key.removeprefix(IMAGE_PREFIX) for key in lerobot_config.image_features)
-        image_sizes = {tuple(inputs[key].shape[1:]) for key in lerobot_config.image_features}
-        if len(image_sizes) > 1:
-            raise ValueError(f"lerobot policy cameras differ in size: {sorted(image_sizes)}")
-        steps = lerobot_config.n_action_steps
-        self.config = DiTConfig(
-            cameras=cameras,
-            image_size=image_sizes.pop() if image_sizes else (96, 128),
-            state_dim=inputs[STATE].shape[0],
-            environment_state_dim=inputs[ENVIRONMENT_STATE].shape[0]
-            if ENVIRONMENT_STATE in inputs
-            else 0,
-            observation_steps=lerobot_config.n_obs_steps,
-            action_space="joint",
-            chunk_steps=steps,
-            executed_steps=steps,
-            fps=fps,
-        )
+        self.config = interface_config(lerobot_config, fps)
         self.kind = lerobot_config.type
         self.policy = policy.eval()
         self.preprocessor = preprocessor
