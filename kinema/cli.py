@@ -577,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scenes", type=Path, default=Path("outputs/brain/scenes.npz"), help="scenes .npz"
     )
     train_brain.add_argument("--out", type=Path, default=Path("outputs/brain/embedded"))
-    train_brain.add_argument("--steps", type=int, default=1600)
+    train_brain.add_argument("--steps", type=int, default=3000)
     train_brain.add_argument("--batch-size", type=int, default=32, help="plan examples a step")
     train_brain.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     train_brain.add_argument("--seed", type=int, default=0)

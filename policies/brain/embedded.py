@@ -2,7 +2,7 @@
 (``scenes``, ``train_brain``) and ships in ``embedded_weights/``, and ``EmbeddedPlanner``, the
 ``Planner`` backend that runs it on the CPU.
 
-Model (``BrainModel``, ~0.47 M parameters, ~1.9 MB in float32):
+Model (``BrainModel``, ~0.50 M parameters, ~2 MB in float32):
 
 - images: each camera image (96 × 128, values 0..1) through one shared shallow patch encoder
   (``PatchEncoder``: 12 × 16 tokens of 8 × 8 pixels, 2-D sine positions) plus a learned
@@ -10,10 +10,16 @@ Model (``BrainModel``, ~0.47 M parameters, ~1.9 MB in float32):
 - text: UTF-8 bytes through a small transformer (``TextEncoder``; no vocabulary, any wording),
   plus a bidirectional GRU over it (word order: which colour was named first, second, …);
 - grounding: one learned query per object name (``vocabulary.OBJECT_NAMES``, from its colour
-  and kind) attends over the image tokens: a token per object saying where it is and how it
-  looks;
-- memory: text, image and grounded tokens. Queries read it by cross-attention, so text and
-  images meet in the heads (a Perceiver-style read-out, cheap on a CPU).
+  and kind) attends over the image tokens: a token per object saying how it looks, and where it
+  is as the attention-weighted mean of the tokens' image coordinates (``Memory.located``: a
+  soft argmax, finer than a token); the same queries attend over the text's tokens, and the
+  weighted mean of the bytes' places in the text (0 first, 1 last) says where the object is
+  named (``Memory.mentioned``). The plan head reads both directly, so "leftmost first", "the
+  arm on the block's side" and "in the order named" are comparisons of numbers rather than of
+  position codes;
+- memory: text, image and grounded tokens (each with its object's image coordinates and place
+  in the text embedded into it). Queries read it by cross-attention, so text and images meet
+  in the heads (a Perceiver-style read-out, cheap on a CPU).
 
 Two heads:
 
@@ -21,16 +27,20 @@ Two heads:
   the steps chosen for slots < k), each a classification over the closed vocabulary
   ``vocabulary.STEPS`` (55 (skill, arm, object, target) steps) plus END. A class's logit is a
   bias plus the slot state · the class's key, computed from the class's attributes (skill, arm,
-  colours, kinds) and the grounded tokens of the objects it names — so "the arm on the side of
-  the blue block" or "the leftmost cube not yet listed" are one attention hop away. Decoding is
+  colours, kinds) and the grounded tokens, image coordinates and places in the text of the
+  objects it names — so "the arm on the side of the blue block", "the leftmost cube not yet
+  listed" or "the block named after this one" are one attention hop away. Decoding is
   greedy; classes chosen for earlier slots, and classes naming an object absent from
   ``BrainObservation.objects`` (when known), are masked out. The answer goes through
   ``schema.parse_plan`` like every backend's. A plan is made from the overview camera
   (``cameras[0]``) alone.
-- check: one learned query through a transformer decoder gives two logits; p(done) is their
-  softmax. "done" when p ≥ 0.5, else "not_yet", with confidence max(p, 1 − p). The model never
-  says "failed": the runner decides that from the time budget. A check sees the overview and the
-  wrist camera of the subtask's arm (the left one for "both"), and the subtask's text.
+- check: a learned query plus an embedding of the checked step's description (the same
+  attributes, grounded tokens, image coordinates and places in the text the plan head's keys are
+  made from, for the step's object and target) goes through a transformer decoder to two
+  logits; p(done) is their softmax. "done" when p ≥ 0.5, else "not_yet", with confidence
+  max(p, 1 − p). The model never says "failed": the runner decides that from the time budget.
+  A check sees the overview and the wrist camera of the subtask's arm (the left one for
+  "both"), and the subtask's text; it checks only the steps of ``vocabulary.STEPS``.
 
 ``replan`` plans again from the scene seen now: the plan head is also trained, on frames from
 within episodes, to give the subtasks not done yet, in order (what ``OraclePlanner.replan``
@@ -68,6 +78,7 @@ from kinema.policies.brain.vocabulary import (
     STEPS,
     name_features,
     step_features,
+    step_index,
     step_name_indices,
     step_objects,
 )
@@ -156,6 +167,7 @@ class PatchEncoder(nn.Module):
         self.tokens = nn.Conv2d(channels, hidden_dim, 2, 2)
         self.norm = nn.LayerNorm(hidden_dim)
         self.hidden_dim = hidden_dim
+        self.stride = 8  # pixels per token side: the patches' 4, then the tokens' 2
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = F.gelu(self.patches((images - 0.5) / 0.25))
@@ -171,14 +183,22 @@ class Memory(NamedTuple):
     Attributes:
         tokens: (B, L + V·T + N, D): the text's tokens, each camera's, and one grounded token
             per object name (``vocabulary.OBJECT_NAMES``: a learned query per name, from its
-            colour and kind, attending over the image tokens).
+            colour and kind, attending over the image tokens) plus an embedding of its
+            ``located`` and ``mentioned``.
         padding: (B, L + V·T + N) True where ``tokens`` is padding.
         grounded: (B, N, D) the grounded object tokens.
+        located: (B, N, 2) where each object name's grounding attention looks: the weighted
+            mean of the image tokens' (row, column) centres, each scaled to [-1, 1] across its
+            camera's image (a mean over the cameras when there are several).
+        mentioned: (B, N, 1) where in the text each object name's text attention looks: the
+            weighted mean of the bytes' places, 0 for the first byte and 1 for the last.
     """
 
     tokens: torch.Tensor
     padding: torch.Tensor
     grounded: torch.Tensor
+    located: torch.Tensor
+    mentioned: torch.Tensor
 
 
 def _decoder_layer(config: EmbeddedConfig) -> nn.TransformerDecoderLayer:
@@ -219,6 +239,8 @@ class BrainModel(nn.Module):
         self.register_buffer("step_targets", torch.from_numpy(step_targets), persistent=False)
         self.name_queries = nn.Linear(self.names.shape[1], hidden)
         self.grounding = nn.MultiheadAttention(hidden, config.heads, batch_first=True)
+        self.text_grounding = nn.MultiheadAttention(hidden, config.heads, batch_first=True)
+        self.place_embedding = nn.Linear(3, hidden)
         self.step_embedding = nn.Embedding(END + 2, hidden)  # steps, END, begin
         self.step_attributes = nn.Linear(features.shape[1], hidden, bias=False)
         self.slot_positions = nn.Parameter(torch.randn(config.plan_slots, hidden) * 0.02)
@@ -226,10 +248,14 @@ class BrainModel(nn.Module):
             _decoder_layer(config), config.plan_layers, norm=nn.LayerNorm(hidden)
         )
         self.plan_head = nn.Linear(hidden, END + 1)
+        description = features.shape[1] + 2 * (hidden + 3)  # see step_descriptions
         self.step_keys = nn.Sequential(
-            nn.Linear(features.shape[1] + 2 * hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden)
+            nn.Linear(description, hidden), nn.GELU(), nn.Linear(hidden, hidden)
         )
         self.check_query = nn.Parameter(torch.randn(1, 1, hidden) * 0.02)
+        self.check_step = nn.Sequential(
+            nn.Linear(description, hidden), nn.GELU(), nn.Linear(hidden, hidden)
+        )
         self.check_decoder = nn.TransformerDecoder(
             _decoder_layer(config), config.check_layers, norm=nn.LayerNorm(hidden)
         )
@@ -241,17 +267,25 @@ class BrainModel(nn.Module):
         """The memory the heads read (see ``Memory``)."""
         batch, views = images.shape[:2]
         image_tokens = self.image_encoder(images.flatten(0, 1))  # (B·V, T, D)
+        height, width = (size // self.image_encoder.stride for size in images.shape[-2:])
+        coordinates = token_coordinates(height, width).to(image_tokens).repeat(views, 1)
         image_tokens = image_tokens.unflatten(0, (batch, views))
         image_tokens = image_tokens + self.camera_embedding(camera_ids)[:, :, None, :]
         image_tokens = image_tokens.flatten(1, 2)
         text_tokens, text_padding = self.text_encoder(text_bytes)
         text_tokens = text_tokens + self._in_order(text_tokens, text_padding)
         queries = self.name_queries(self.names).expand(batch, -1, -1)
-        grounded = self.grounding(queries, image_tokens, image_tokens, need_weights=False)[0]
-        tokens = torch.cat([text_tokens, image_tokens, grounded], dim=1)
+        grounded, image_weights = self.grounding(queries, image_tokens, image_tokens)
+        located = image_weights @ coordinates  # (B, N, V·T), heads averaged → (B, N, 2)
+        _, text_weights = self.text_grounding(
+            queries, text_tokens, text_tokens, key_padding_mask=text_padding
+        )
+        mentioned = text_weights @ text_places(text_padding)[:, :, None]  # (B, N, 1)
+        places = self.place_embedding(torch.cat([located, mentioned], dim=2))
+        tokens = torch.cat([text_tokens, image_tokens, grounded + places], dim=1)
         seen = torch.zeros(batch, tokens.shape[1] - text_tokens.shape[1], dtype=torch.bool)
         padding = torch.cat([text_padding, seen.to(text_padding.device)], dim=1)
-        return Memory(tokens, padding, grounded)
+        return Memory(tokens, padding, grounded, located, mentioned)
 
     def _in_order(self, tokens: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         """The bidirectional GRU's states over the unpadded tokens (zeros on padding): what
@@ -281,21 +315,35 @@ class BrainModel(nn.Module):
             memory_key_padding_mask=memory.padding,
             tgt_is_causal=True,
         )
-        grounded = F.pad(memory.grounded, (0, 0, 0, 1))  # the last row: no object
-        classes = self.features[: END + 1].expand(decoded.shape[0], -1, -1)
-        keys = self.step_keys(
-            torch.cat(
-                [classes, grounded[:, self.step_objects], grounded[:, self.step_targets]], dim=2
-            )
-        )
+        classes = torch.arange(END + 1, device=previous.device).expand(decoded.shape[0], -1)
+        keys = self.step_keys(self.step_descriptions(memory, classes))
         logits = self.plan_head(decoded) + decoded @ keys.transpose(1, 2) / keys.shape[2] ** 0.5
         chosen = F.one_hot(previous[:, 1:], END + 2)[..., : END + 1].cumsum(1).bool()
         chosen[..., END] = False
         return logits.masked_fill(F.pad(chosen, (0, 0, 1, 0)), float("-inf"))
 
-    def check_logits(self, memory: "Memory") -> torch.Tensor:
-        """(B, 2) logits of not yet / done."""
-        query = self.check_query.expand(memory.tokens.shape[0], -1, -1)
+    def step_descriptions(self, memory: "Memory", classes: torch.Tensor) -> torch.Tensor:
+        """(B, K, F + 2 (D + 3)) what the heads know of the (B, K) ``classes``: their
+        attributes (``vocabulary.step_features``), then for the object and for the target each
+        names its grounded token, image coordinates and place in the text (zeros for none)."""
+        named = torch.cat([memory.grounded, memory.located, memory.mentioned], dim=2)
+        objects = F.pad(named, (0, 0, 0, 1))  # the last row: no object
+        rows = torch.arange(classes.shape[0], device=classes.device)[:, None]
+        return torch.cat(
+            [
+                self.features[classes],
+                objects[rows, self.step_objects[classes]],
+                objects[rows, self.step_targets[classes]],
+            ],
+            dim=2,
+        )
+
+    def check_logits(self, memory: "Memory", steps: torch.Tensor) -> torch.Tensor:
+        """(B, 2) logits of not yet / done of the (B,) checked ``steps`` (class indices): the
+        query is a learned one plus an embedding of the step's description, so the decoder
+        starts from where the step's object and target are and how they look."""
+        description = self.step_descriptions(memory, steps[:, None])
+        query = self.check_query + self.check_step(description)
         decoded = self.check_decoder(query, memory.tokens, memory_key_padding_mask=memory.padding)
         return self.check_head(decoded[:, 0])
 
@@ -314,10 +362,15 @@ class BrainModel(nn.Module):
         return loss, (logits.argmax(-1) == labels).all(dim=1)
 
     def check_loss(
-        self, images: torch.Tensor, camera_ids: torch.Tensor, text: torch.Tensor, done: torch.Tensor
+        self,
+        images: torch.Tensor,
+        camera_ids: torch.Tensor,
+        text: torch.Tensor,
+        steps: torch.Tensor,
+        done: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy of done / not yet and the (B,) correct flags."""
-        logits = self.check_logits(self.encode(images, camera_ids, text))
+        logits = self.check_logits(self.encode(images, camera_ids, text), steps)
         return nn.functional.cross_entropy(logits, done), logits.argmax(-1) == done
 
     @torch.no_grad()
@@ -332,6 +385,21 @@ class BrainModel(nn.Module):
             previous = torch.cat([previous, choice[:, None]], dim=1)
         rows = previous[:, 1:].tolist()
         return [row[: row.index(END)] if END in row else row for row in rows]
+
+
+def token_coordinates(height: int, width: int) -> torch.Tensor:
+    """(height · width, 2) (row, column) centres of a row-major grid of image tokens, each
+    scaled to [-1, 1] from the image's top (left) edge to its bottom (right) edge."""
+    rows = (torch.arange(height, dtype=torch.float32) + 0.5) / height * 2.0 - 1.0
+    cols = (torch.arange(width, dtype=torch.float32) + 0.5) / width * 2.0 - 1.0
+    return torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=2).reshape(-1, 2)
+
+
+def text_places(padding: torch.Tensor) -> torch.Tensor:
+    """(B, L) place of every byte in its text, from 0 (the first) to 1 (the last), for a (B, L)
+    padding mask (True: padding; padding bytes get places beyond 1, and no attention)."""
+    lengths = (~padding).sum(1, keepdim=True).clamp(min=2)
+    return torch.arange(padding.shape[1], device=padding.device) / (lengths - 1.0)
 
 
 def text_bytes(texts: Sequence[str], max_bytes: int) -> torch.Tensor:
@@ -375,14 +443,25 @@ class EmbeddedPlanner:
         return subtasks
 
     def check(self, subtask: Subtask, observation: BrainObservation) -> Verdict:
-        """done or not_yet with the model's probability (never failed)."""
+        """done or not_yet with the model's probability (never failed).
+
+        Raises:
+            BrainError: if the subtask's (skill, arm, object, target) is not a step of
+                ``vocabulary.STEPS``: the model has never seen it done.
+        """
+        try:
+            step = torch.tensor([step_index(subtask)])
+        except KeyError as error:
+            raise BrainError(
+                f"the embedded brain cannot check {subtask.text!r}: {error}"
+            ) from error
         cameras = self.config.check_cameras(subtask.arm)
         images = self._images(observation, cameras)
         ids = torch.tensor([[self.config.cameras.index(c) for c in cameras]])
         text = text_bytes([subtask.text], self.config.max_text_bytes)
         with torch.inference_mode():
             memory = self.model.encode(images[None], ids, text)
-            p_done = float(self.model.check_logits(memory).softmax(-1)[0, 1])
+            p_done = float(self.model.check_logits(memory, step).softmax(-1)[0, 1])
         status = "done" if p_done >= 0.5 else "not_yet"
         return Verdict(status, max(p_done, 1.0 - p_done), f"embedded brain: p(done) = {p_done:.3f}")
 

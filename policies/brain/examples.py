@@ -11,7 +11,8 @@ Plan examples: the overview image, an instruction worded from a training templat
   frame, in order (what a replan should give), worded from the episode's whole plan.
 
 Check examples: a (frame, subtask) pair of an expert episode, uniformly, with the overview and
-the wrist camera of the subtask's arm, the subtask's text, and its predicate at that frame.
+the wrist camera of the subtask's arm, the subtask's text and step class
+(``vocabulary.step_index``), and its predicate at that frame.
 
 Images are shifted by up to ``shift_px`` pixels (edges repeated) and scaled in brightness by a
 factor in [1 − brightness, 1 + brightness].
@@ -19,7 +20,7 @@ factor in [1 − brightness, 1 + brightness].
 Example:
     examples = BrainExamples(Scenes.load(path), EmbeddedConfig(), ExamplesConfig())
     plan = examples.plan_batch(32)     # images (32, 1, 3, H, W), camera_ids, text, labels
-    check = examples.check_batch(32)   # images (32, 2, 3, H, W), camera_ids, text, done
+    check = examples.check_batch(32)   # images (32, 2, 3, H, W), camera_ids, text, steps, done
 """
 
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from kinema.policies.brain.embedded import EmbeddedConfig, text_bytes
 from kinema.policies.brain.phrasings import phrase, templates, tower_colors, vary
 from kinema.policies.brain.scenes import Scenes
-from kinema.policies.brain.vocabulary import plan_labels
+from kinema.policies.brain.vocabulary import plan_labels, step_index
 from kinema.skills import subtask_text
 from kinema.types import Subtask
 
@@ -143,9 +144,9 @@ class BrainExamples:
 
     def check_batch(self, size: int) -> dict[str, torch.Tensor]:
         """``size`` check examples: images (B, 2, 3, H, W), camera_ids (B, 2), text (B, L),
-        done (B,)."""
+        steps (B,), done (B,)."""
         tasks = self.rng.choice(len(self.check_tasks), size=size)
-        images, ids, texts, done = [], [], [], []
+        images, ids, texts, steps, done = [], [], [], [], []
         for task in tasks:
             pairs = self.pairs[self.check_tasks[task]]
             frame, k = pairs[self.rng.integers(len(pairs))]
@@ -154,11 +155,13 @@ class BrainExamples:
             images.append(self.scenes.frame_images[frame, views])
             ids.append([self.model.cameras.index(self.scenes.cameras[v]) for v in views])
             texts.append(subtask.text)
+            steps.append(step_index(subtask))
             done.append(int(self.scenes.frame_done[frame, k]))
         return {
             "images": self._augment(np.stack(images)),
             "camera_ids": torch.tensor(ids, dtype=torch.long),
             "text": text_bytes(texts, self.model.max_text_bytes),
+            "steps": torch.tensor(steps, dtype=torch.long),
             "done": torch.tensor(done, dtype=torch.long),
         }
 

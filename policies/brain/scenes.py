@@ -181,7 +181,7 @@ class ScenesConfig:
     """
 
     expert_episodes: dict[str, int] = field(
-        default_factory=lambda: dict(TransferCube=30, Insertion=24, SortCubes=16, StackBlocks=16)
+        default_factory=lambda: dict(TransferCube=30, Insertion=24, SortCubes=80, StackBlocks=80)
     )
     reset_scenes: dict[str, int] = field(
         default_factory=lambda: dict(

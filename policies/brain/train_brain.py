@@ -48,7 +48,7 @@ class TrainBrainConfig:
 
     scenes: Path = Path("outputs/brain/scenes.npz")
     out: Path = Path("outputs/brain/embedded")
-    steps: int = 1600
+    steps: int = 3000
     batch_size: int = 32
     check_batch_size: int = 24
     learning_rate: float = 3e-3
