@@ -167,7 +167,7 @@ class PatchEncoder(nn.Module):
         self.tokens = nn.Conv2d(channels, hidden_dim, 2, 2)
         self.norm = nn.LayerNorm(hidden_dim)
         self.hidden_dim = hidden_dim
-        self.stride = 8  # pixels per token side: the patches' 4, then the tokens' 2
+        self.stride = self.patches.stride[0] * self.tokens.stride[0]  # pixels per token side
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = F.gelu(self.patches((images - 0.5) / 0.25))
