@@ -1,9 +1,11 @@
 """The embedded brain: the shipped weights plan held-out seeds from held-out wordings and check a
 pick before and after it happens; checkpoints round-trip bit for bit and a wrong directory is a
 clear error; ``kinema eval-brain`` prints its JSON line and scores an --instructions file; the
-vocabulary and the phrasings cover the tasks."""
+vocabulary and the phrasings cover the tasks, fit the text limit, and the user wordings file holds
+none of them."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +22,7 @@ from kinema.policies.brain.embedded import (
 )
 from kinema.policies.brain.evaluate_brain import read_instructions
 from kinema.policies.brain.oracle import scene_objects
-from kinema.policies.brain.phrasings import HELD_OUT, TRAINING, phrase
+from kinema.policies.brain.phrasings import CONNECTIVES, HELD_OUT, TRAINING, phrase
 from kinema.policies.brain.planner import BrainError, Planner
 from kinema.policies.brain.scenes import CAMERAS, IMAGE_SIZE
 from kinema.policies.brain.types import BrainObservation
@@ -36,6 +38,7 @@ PLANNED_SEEDS = {"TransferCube": (100_000, 100_001), "SortCubes": (100_000, 100_
 """Held-out seeds (training renders seeds below 100 000), each planned from the held-out wording
 ``kinema eval-brain`` gives it (the shipped weights plan 96 % of SortCubes' first 50 held-out
 seeds right, and all of TransferCube's)."""
+USER_WORDINGS = Path(__file__).parents[1] / "configs" / "brain" / "user_wordings.jsonl"
 EVAL_KEYS = {"plan_exact_match", "check_accuracy", "episodes", "task", "latency_p50_ms"}
 
 
@@ -192,3 +195,36 @@ def test_every_ground_truth_plan_is_in_the_vocabulary_and_worded_by_training(tas
     finally:
         env.close()
     assert not set(TRAINING[task]) & set(HELD_OUT[task])
+
+
+def test_every_wording_fits_the_text_limit_and_names_the_whole_tower():
+    limit = EmbeddedConfig().max_text_bytes
+    longest = ("purple", "yellow", "orange", "purple")
+    for task in TASKS:
+        for template in TRAINING[task] + HELD_OUT[task]:
+            # vary's longest change: "please " in front and a full stop behind
+            assert len(f"please {template.format(*longest)}.".encode()) <= limit, template
+            if task == "StackBlocks":
+                assert all(f"{{{i}}}" in template for i in range(4)), template
+
+
+def test_terse_wordings_drop_connecting_words_but_keep_the_direction():
+    assert CONNECTIVES.sub("", "stack red, then blue and green") == "stack red, blue green"
+    terse = CONNECTIVES.sub("", "build a tower: red first, blue on it, then green")
+    assert terse == "build a tower: red blue green"
+    for kept in ("lowest first: red, blue", "stack red, blue, top first"):
+        assert CONNECTIVES.sub("", kept) == kept
+
+
+def test_the_user_wordings_are_neither_trained_nor_held_out_templates():
+    for task in TASKS:
+        cases = read_instructions(USER_WORDINGS, task)
+        assert len(cases) >= 12
+        env = AlohaEnv(task)
+        try:
+            for seed, instruction in cases:
+                _, info = env.reset(seed=seed)
+                known = {phrase(task, t, info["subtasks"]) for t in TRAINING[task] + HELD_OUT[task]}
+                assert seed >= 100_000 and instruction not in known
+        finally:
+            env.close()

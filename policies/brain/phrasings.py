@@ -5,8 +5,12 @@ For every task the plan is the task's ground truth for the episode; the wording 
 the same goal. StackBlocks templates take the tower's colours bottom to top as ``{0}`` … ``{3}``
 (some templates name them top down, or pair by pair); the other tasks' templates take none.
 ``TRAINING`` includes the instructions the simulated tasks themselves draw (``kinema.sim.tasks``),
-so an episode's own instruction is always a trained wording. ``HELD_OUT`` shares no template with
-``TRAINING``.
+so an episode's own instruction is always a trained wording. For StackBlocks it adds wordings
+composed from parts (``tower_wordings``): a lead-in, a list of the colours in either direction with
+words saying which, or the pairs of blocks in any order ("{2} on {1}", "{0} under {1}"). Direction
+words stand both before and after lists of either direction ("lowest first: …", "…, lowest
+first", "highest first: …"), so that a model has to read what they say rather than where they
+stand. ``HELD_OUT`` shares no template with ``TRAINING``.
 
 Example:
     >>> import numpy as np
@@ -17,7 +21,9 @@ Example:
     'build a tower: purple, then yellow, green, blue on top'
 """
 
+import re
 from collections.abc import Sequence
+from itertools import product
 from typing import Literal
 
 import numpy as np
@@ -25,6 +31,54 @@ import numpy as np
 from kinema.types import Subtask
 
 Split = Literal["training", "held_out"]
+
+_TOWER_LEADS = ("stack the blocks", "build the tower", "make a stack", "pile them up")
+_UPWARD_BEFORE = ("from the bottom up", "lowest first", "starting at the base", "going up")
+_DOWNWARD_BEFORE = ("top to bottom", "highest first", "starting at the top", "going down")
+_UPWARD_AFTER = ("from bottom to top", "lowest first", "from the base upwards", "bottom first")
+_DOWNWARD_AFTER = ("from top to bottom", "highest first", "top first", "going downwards")
+_PAIR_ORDERS = ((0, 1, 2), (2, 1, 0), (1, 2, 0), (2, 0, 1))
+
+
+def _colour_lists(order: Sequence[int]) -> tuple[str, ...]:
+    a, b, c, d = (f"{{{i}}}" for i in order)
+    return (
+        f"{a}, {b}, {c}, {d}",
+        f"{a}, {b}, {c} and {d}",
+        f"{a} then {b} then {c} then {d}",
+        f"the {a}, {b}, {c} and {d} blocks",
+    )
+
+
+def _pair(lower: int, relation: str) -> str:
+    upper = f"{{{lower + 1}}}"
+    if relation in ("under", "below"):
+        return f"{{{lower}}} {relation} {upper}"
+    return f"{upper} {relation} {{{lower}}}"
+
+
+def tower_wordings() -> tuple[str, ...]:
+    """StackBlocks training templates composed from parts (colours ``{0}`` … ``{3}`` bottom to
+    top): "<lead>, <direction>: <list>", "<lead>: <list>, <direction>" with the list in the
+    direction named, and "<lead> <pairs>" with the three (upper, lower) pairs in several orders
+    and relations ("on", "onto", "on top of", "under", "below")."""
+    wordings = []
+    for upward, before, after in (
+        (True, _UPWARD_BEFORE, _UPWARD_AFTER),
+        (False, _DOWNWARD_BEFORE, _DOWNWARD_AFTER),
+    ):
+        lists = _colour_lists((0, 1, 2, 3) if upward else (3, 2, 1, 0))
+        for lead, (marker, items) in product(_TOWER_LEADS, zip(before, lists, strict=True)):
+            wordings.append(f"{lead}, {marker}: {items}")
+        for lead, (marker, items) in product(_TOWER_LEADS, zip(after, lists[::-1], strict=True)):
+            wordings.append(f"{lead}: {items}, {marker}")
+    for lead, order, relation in product(
+        ("stack", "put", "tower:"), _PAIR_ORDERS, ("on", "onto", "on top of", "under", "below")
+    ):
+        a, b, c = (_pair(i, relation) for i in order)
+        wordings.append(f"{lead} {a}, {b} and {c}")
+    return tuple(wordings)
+
 
 TRAINING: dict[str, tuple[str, ...]] = {
     "TransferCube": (
@@ -64,6 +118,7 @@ TRAINING: dict[str, tuple[str, ...]] = {
         "{0} at the bottom, {1} on it, {2} on that and {3} at the very top",
         "starting from the top, the tower should be {3}, {2}, {1}, {0}",
         "place {1} on {0}, {2} on {1} and {3} on {2}",
+        *tower_wordings(),
     ),
 }
 """Templates the embedded brain is trained on, per task."""
@@ -125,9 +180,15 @@ def templates(task: str, split: Split) -> tuple[str, ...]:
     return table[task]
 
 
+CONNECTIVES = re.compile(r"\b(first|then|next|finally|and|on it|on that),? ")
+"""Connecting words a terse person leaves out ("red, then blue and green" → "red, blue green")."""
+
+
 def vary(text: str, rng: np.random.Generator) -> str:
-    """Small surface changes a person makes (a capital letter, "please", a full stop), for
-    training: each with probability 1/4."""
+    """Small surface changes a person makes, for training, each with probability 1/4: connecting
+    words left out (``CONNECTIVES``), "please", a capital letter, a full stop."""
+    if rng.random() < 0.25:
+        text = CONNECTIVES.sub("", text)
     if rng.random() < 0.25:
         text = "please " + text
     if rng.random() < 0.25:
