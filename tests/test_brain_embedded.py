@@ -31,6 +31,7 @@ from kinema.sim.env import AlohaEnv
 from kinema.sim.experts import ExpertDriver
 from kinema.sim.rendering import CameraRenderer
 from kinema.sim.tasks import TASKS
+from kinema.sim.tasks.base import COLOR_NAMES
 from kinema.types import Subtask
 
 CHECKED_SEED = 100_000
@@ -199,7 +200,7 @@ def test_every_ground_truth_plan_is_in_the_vocabulary_and_worded_by_training(tas
 
 def test_every_wording_fits_the_text_limit_and_names_the_whole_tower():
     limit = EmbeddedConfig().max_text_bytes
-    longest = ("purple", "yellow", "orange", "purple")
+    longest = (max(COLOR_NAMES, key=len),) * 4
     for task in TASKS:
         for template in TRAINING[task] + HELD_OUT[task]:
             # vary's longest change: "please " in front and a full stop behind

@@ -63,11 +63,11 @@ def tower_wordings() -> tuple[str, ...]:
     direction named, and "<lead> <pairs>" with the three (upper, lower) pairs in several orders
     and relations ("on", "onto", "on top of", "under", "below")."""
     wordings = []
-    for upward, before, after in (
-        (True, _UPWARD_BEFORE, _UPWARD_AFTER),
-        (False, _DOWNWARD_BEFORE, _DOWNWARD_AFTER),
+    for order, before, after in (
+        ((0, 1, 2, 3), _UPWARD_BEFORE, _UPWARD_AFTER),
+        ((3, 2, 1, 0), _DOWNWARD_BEFORE, _DOWNWARD_AFTER),
     ):
-        lists = _colour_lists((0, 1, 2, 3) if upward else (3, 2, 1, 0))
+        lists = _colour_lists(order)
         for lead, (marker, items) in product(_TOWER_LEADS, zip(before, lists, strict=True)):
             wordings.append(f"{lead}, {marker}: {items}")
         for lead, (marker, items) in product(_TOWER_LEADS, zip(after, lists[::-1], strict=True)):
