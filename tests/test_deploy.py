@@ -80,16 +80,22 @@ def test_ten_thousand_fuzzed_commands_never_put_an_emulated_servo_beyond_its_lim
         grippers: list[tuple[int, int, int]] = []
         inner_command = robot.command
 
-        def command_and_probe(command: JointCommand) -> None:
-            inner_command(command)
-            robot.read_position()  # served after the sync write: the goals are in place
+        def record_goals() -> None:
             angles, openings = servo_goals(world)
             goals.append(angles)
             grippers.extend(openings)
 
-        robot.command = command_and_probe
+        def record_then_command(command: JointCommand) -> None:
+            # SafeRobot read the position just before this call, and the bus serves that read
+            # after the previous sync write: the previous command's goals are in place.
+            record_goals()
+            inner_command(command)
+
+        robot.command = record_then_command
         with safe:
             fuzz_commands(safe, 10_000, np.random.default_rng(7))
+            robot.read_position()  # served after the last sync write
+            record_goals()
     goals_array = np.array(goals)
     assert len(goals_array) >= 10_000 * 0.6  # valid commands and the holds of rejected ones
     low, high = ACTION_LOW[arm_joints], ACTION_HIGH[arm_joints]
