@@ -47,6 +47,38 @@ def record_expert_episodes(root: Path, seeds: list[int], resume: bool = False):
     return recorded
 
 
+def record_numbered_episodes(root: Path, episodes: int) -> None:
+    """Record ``episodes`` episodes of 30 frames into ``root`` (created, or resumed when it
+    exists), printing the episode count after each save. Episode k (counted over the whole
+    dataset) has the task text "episode k", state k + frame / 100, action −state, and a camera
+    image of grey (37 k) mod 256."""
+    features = {
+        "observation.state": {"dtype": "float32", "shape": (14,), "names": None},
+        "action": {"dtype": "float32", "shape": (14,), "names": None},
+        "observation.images.cam_high": {
+            "dtype": "video",
+            "shape": (48, 64, 3),
+            "names": ["height", "width", "channels"],
+        },
+    }
+    recorder = (
+        EpisodeRecorder.resume(root, REPO_ID)
+        if root.exists()
+        else EpisodeRecorder.create(root, REPO_ID, 50, features)
+    )
+    for _ in range(episodes):
+        number = recorder.episodes
+        for frame in range(30):
+            state = np.full(14, number + frame / 100, np.float32)
+            image = np.full((48, 64, 3), (number * 37) % 256, np.uint8)
+            values = {"observation.state": state, "action": -state}
+            values["observation.images.cam_high"] = image
+            recorder.add_frame(values, f"episode {number}")
+        recorder.save_episode()
+        print(recorder.episodes, flush=True)
+    recorder.close()
+
+
 def corrupted_copy(root: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "copy"
     shutil.copytree(root, copy)

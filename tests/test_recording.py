@@ -1,17 +1,25 @@
 """Recording into LeRobotDataset v3: lerobot reads back what we wrote; crashes lose one episode."""
 
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
-from recordings import REPO_ID, corrupted_copy, put_nan_action, record_expert_episodes
+from recordings import (
+    REPO_ID,
+    corrupted_copy,
+    put_nan_action,
+    record_expert_episodes,
+    record_numbered_episodes,
+)
 from scenes import decode
 
 from kinema.cli import main
@@ -73,36 +81,24 @@ def test_resume_appends_and_discard_drops_the_episode_in_progress(tmp_path):
     )
 
 
-_WRITER = textwrap.dedent(
-    """
+# Imports once, then for each dataset root read from stdin forks a writer that records into it
+# until it is killed, and prints "pid N" for the writer and "ended" when it has gone.
+_FORKING_WRITER = textwrap.dedent(
+    f"""
+    import os
     import sys
     from pathlib import Path
-    import numpy as np
-    from kinema.datasets.recorder import EpisodeRecorder
+    sys.path.insert(0, {str(Path(__file__).parent)!r})
+    from recordings import record_numbered_episodes
 
-    root = Path(sys.argv[1])
-    features = {
-        "observation.state": {"dtype": "float32", "shape": (14,), "names": None},
-        "action": {"dtype": "float32", "shape": (14,), "names": None},
-        "observation.images.cam_high": {
-            "dtype": "video", "shape": (48, 64, 3), "names": ["height", "width", "channels"]
-        },
-    }
-    recorder = (
-        EpisodeRecorder.resume(root, "local/test") if root.exists()
-        else EpisodeRecorder.create(root, "local/test", 50, features)
-    )
-    for episode in range(1000):
-        number = recorder.episodes
-        for frame in range(30):
-            state = np.full(14, number + frame / 100, np.float32)
-            image = np.full((48, 64, 3), (number * 37) % 256, np.uint8)
-            recorder.add_frame(
-                {"observation.state": state, "action": -state,
-                 "observation.images.cam_high": image}, f"episode {number}"
-            )
-        recorder.save_episode()
-        print(recorder.episodes, flush=True)
+    for line in sys.stdin:
+        pid = os.fork()
+        if pid == 0:
+            record_numbered_episodes(Path(line.strip()), 1000)
+            os._exit(0)
+        print(f"pid {{pid}}", flush=True)
+        os.waitpid(pid, 0)
+        print("ended", flush=True)
     """
 )
 
@@ -111,38 +107,46 @@ def test_sigkill_at_any_moment_loses_at_most_the_episode_in_progress(tmp_path):
     root = tmp_path / "dataset"
     rng = np.random.default_rng(0)
     saved = 0
-    for _ in range(4):
-        writer = subprocess.Popen(
-            [sys.executable, "-P", "-c", _WRITER, str(root)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        # Let it save a couple of episodes, then kill it at a random moment of the next one.
-        for _ in range(2):
-            writer.stdout.readline()
-        time.sleep(rng.uniform(0.0, 0.6))
-        writer.send_signal(signal.SIGKILL)
-        writer.wait()
-        # Resuming rolls back whatever the kill interrupted; lerobot then reads every episode.
-        EpisodeRecorder.resume(root, REPO_ID).close()
-        assert not (root / JOURNAL_DIR).exists()
-        dataset = LeRobotDataset(REPO_ID, root=root)
-        assert dataset.num_episodes >= saved + 2
-        saved = dataset.num_episodes
-        assert dataset.num_frames == 30 * saved
-        for episode in range(saved):
-            item = dataset[30 * episode + 29]
-            assert item["task"] == f"episode {episode}"
-            np.testing.assert_allclose(item["observation.state"].numpy(), episode + 0.29, atol=1e-6)
+    # Each writer is a fork of one process that has imported lerobot already: seconds saved
+    # per kill, and the killed process is a recorder all the same.
+    forks = subprocess.Popen(
+        [sys.executable, "-P", "-c", _FORKING_WRITER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(4):
+            forks.stdin.write(f"{root}\n")
+            forks.stdin.flush()
+            # Let it save a couple of episodes, then kill it at a random moment of the next one.
+            lines = [forks.stdout.readline() for _ in range(3)]  # its pid and two episodes
+            (pid,) = [int(line.split()[1]) for line in lines if line.startswith("pid")]
+            time.sleep(rng.uniform(0.0, 0.6))
+            os.kill(pid, signal.SIGKILL)
+            while (line := forks.stdout.readline()) != "ended\n":
+                assert line, "the forking writer stopped"
+            # Resuming rolls back whatever the kill interrupted; lerobot then reads every episode.
+            EpisodeRecorder.resume(root, REPO_ID).close()
+            assert not (root / JOURNAL_DIR).exists()
+            dataset = LeRobotDataset(REPO_ID, root=root)
+            assert dataset.num_episodes >= saved + 2
+            saved = dataset.num_episodes
+            assert dataset.num_frames == 30 * saved
+            for episode in range(saved):
+                item = dataset[30 * episode + 29]
+                assert item["task"] == f"episode {episode}"
+                np.testing.assert_allclose(
+                    item["observation.state"].numpy(), episode + 0.29, atol=1e-6
+                )
+    finally:
+        forks.kill()
+        forks.wait()
 
 
 def test_an_interrupted_save_is_rolled_back_and_earlier_episodes_stay_readable(tmp_path):
     root = tmp_path / "dataset"
-    subprocess.run(
-        [sys.executable, "-P", "-c", _WRITER.replace("range(1000)", "range(2)"), str(root)],
-        check=True,
-        capture_output=True,
-    )
+    record_numbered_episodes(root, 2)
     recorder = EpisodeRecorder.resume(root, REPO_ID)
     state = np.full(14, 9.0, np.float32)
     image = np.zeros((48, 64, 3), np.uint8)
