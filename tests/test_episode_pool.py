@@ -129,7 +129,7 @@ def test_evaluate_gives_the_same_episodes_locally_and_on_ray(
     local = EvalConfig(
         policy=tmp_path / "policy",
         episodes=2,
-        pool=PoolConfig(workers=2),
+        pool=PoolConfig(workers=1),  # in this process: worker processes are test_evaluate's
         executor=ExecutorConfig(executed_steps=4, latency_steps=1, blend_steps=2),
         videos=0,
         out=tmp_path / "local",
