@@ -16,6 +16,7 @@ Example:
      'observation.images.cam_high', 'observation.state']
 """
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from kinema.controllers.action_spaces import (
     end_effector_action_of,
 )
 from kinema.controllers.kinematics import Kinematics
-from kinema.sim.env import IMAGE_KEY_PREFIX, AlohaEnv
+from kinema.sim.env import ENV_STATE_KEY, IMAGE_KEY_PREFIX, AlohaEnv
 
 END_EFFECTOR_ACTION = "action.end_effector"
 
@@ -39,9 +40,12 @@ def environment_features(env: AlohaEnv) -> dict[str, dict[str, Any]]:
         if key.startswith(IMAGE_KEY_PREFIX):
             names = ["height", "width", "channels"]
             features[key] = {"dtype": "video", "shape": tuple(space.shape), "names": names}
+            continue
+        if key == ENV_STATE_KEY:
+            names = list(env.task.environment_state_names)
         else:
             names = STATE_NAMES if space.shape == (len(STATE_NAMES),) else None
-            features[key] = {"dtype": "float32", "shape": tuple(space.shape), "names": names}
+        features[key] = {"dtype": "float32", "shape": tuple(space.shape), "names": names}
     features["action"] = {"dtype": "float32", "shape": (len(STATE_NAMES),), "names": STATE_NAMES}
     features[END_EFFECTOR_ACTION] = {
         "dtype": "float32",
@@ -49,6 +53,21 @@ def environment_features(env: AlohaEnv) -> dict[str, dict[str, Any]]:
         "names": END_EFFECTOR_NAMES,
     }
     return features
+
+
+def object_lengths(names: list[str] | None) -> tuple[int, ...]:
+    """The lengths of the runs of consecutive entries whose ``names`` share the part before
+    the first dot (``cube_0.x`` … ``cube_0.purple``, then ``cube_1.x`` …): one run per object.
+    Empty when the names do not give at least two objects (no names, or names without dots).
+
+    >>> object_lengths(["peg.x", "peg.y", "socket.x"])
+    (2, 1)
+    """
+    if not names or not all(isinstance(name, str) and "." in name for name in names):
+        return ()
+    objects = [name.split(".", 1)[0] for name in names]
+    lengths = tuple(len(list(run)) for _, run in itertools.groupby(objects))
+    return lengths if len(lengths) > 1 else ()
 
 
 def frame_values(

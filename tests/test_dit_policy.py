@@ -162,6 +162,33 @@ def test_the_adaln_summary_weighs_each_token_kind_alike(recorded_dataset):
     assert not torch.allclose(summaries["kinds"], summaries["tokens"], atol=1e-3)
 
 
+def test_each_object_of_the_environment_state_gets_a_token_of_its_own(recorded_dataset, tmp_path):
+    root, _ = recorded_dataset
+    # the cube's pose (7 entries) read as two objects: its position, then its orientation
+    config = DiTConfig(**{**TINY.__dict__, "cameras": (), "environment_objects": (3, 4)})
+    loader = windows(root, config)
+    batch = first_batch(loader)
+    policy = perturbed(DiTPolicy(config, loader.stats)).eval()
+    n = config.observation_steps
+    with torch.no_grad():
+        tokens = policy.encode_observation(batch).tokens
+        moved = {
+            **batch,
+            "observation.environment_state": batch["observation.environment_state"].clone(),
+        }
+        moved["observation.environment_state"][..., :3] += 0.05  # the position only
+        moved_tokens = policy.encode_observation(moved).tokens
+    # tokens: n states, then per step the position and the orientation, then the text
+    objects, moved_objects = (t[:, n : 3 * n].unflatten(1, (n, 2)) for t in (tokens, moved_tokens))
+    assert not torch.allclose(objects[:, :, 0], moved_objects[:, :, 0])
+    torch.testing.assert_close(objects[:, :, 1], moved_objects[:, :, 1], rtol=0, atol=0)
+    policy.save_pretrained(tmp_path / "policy")
+    loaded = DiTPolicy.from_pretrained(tmp_path / "policy")
+    assert loaded.config.environment_objects == (3, 4)
+    first = policy.sample(batch, torch.Generator().manual_seed(5))
+    assert torch.equal(first, loaded.sample(batch, torch.Generator().manual_seed(5)))
+
+
 def test_config_round_trips_through_json_and_rejects_nonsense():
     assert DiTConfig.from_dict(json.loads(TINY.to_json())) == TINY
     with pytest.raises(ValueError, match="action_space must be one of"):
@@ -172,6 +199,10 @@ def test_config_round_trips_through_json_and_rejects_nonsense():
         DiTConfig(chunk_steps=10, executed_steps=20)
     with pytest.raises(ValueError, match="summary must be kinds or tokens"):
         DiTConfig(summary="max")
+    with pytest.raises(ValueError, match="summing to environment_state_dim=7"):
+        DiTConfig(environment_state_dim=7, environment_objects=(3, 3))
+    with_objects = DiTConfig(environment_state_dim=7, environment_objects=(3, 4))
+    assert DiTConfig.from_dict(json.loads(with_objects.to_json())) == with_objects
 
 
 def test_image_encoders_start_from_exported_weights_of_the_same_size(recorded_dataset, tmp_path):

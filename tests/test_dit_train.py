@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from kinema.cli import main
+from kinema.datasets.feature_map import FeatureMap
+from kinema.datasets.features import object_lengths
 from kinema.policies.dit.policy import DiTPolicy
-from kinema.policies.dit.train import TrainConfig, train
+from kinema.policies.dit.train import TrainConfig, environment_objects, train
 
 TINY = {
     "hidden_dim": 32,
@@ -111,3 +113,44 @@ def test_a_state_only_policy_trains_without_decoding_any_video(
     summary = train(config, {**TINY, "cameras": []})
     policy = DiTPolicy.from_pretrained(summary["policy"])
     assert policy.config.cameras == () and policy.config.environment_state_dim > 0
+
+
+def test_a_dataset_that_names_its_objects_trains_a_policy_with_a_token_per_object(
+    recorded_dataset, tmp_path
+):
+    root, _ = recorded_dataset
+    named = tmp_path / "named"
+    shutil.copytree(root, named)
+    info_path = named / "meta" / "info.json"
+    info = json.loads(info_path.read_text())
+    state = info["features"]["observation.environment_state"]
+    assert state["names"] == [
+        "cube.x",
+        "cube.y",
+        "cube.z",
+        "cube.qw",
+        "cube.qx",
+        "cube.qy",
+        "cube.qz",
+    ]
+    assert environment_objects(root, FeatureMap()) == ()  # one object: one token, as before
+    state["names"] = ["tip.x", "tip.y", "tip.z", "base.qw", "base.qx", "base.qy", "base.qz"]
+    info_path.write_text(json.dumps(info))
+    assert environment_objects(named, FeatureMap()) == (3, 4)
+    summary = train(
+        TrainConfig(dataset=named, output=tmp_path / "out", steps=2, batch_size=4, workers=0),
+        {**TINY, "cameras": []},
+    )
+    assert DiTPolicy.from_pretrained(summary["policy"]).config.environment_objects == (3, 4)
+
+
+def test_the_long_horizon_tasks_name_one_object_per_slot():
+    import gymnasium as gym
+
+    from kinema.datasets.features import environment_features
+
+    env = gym.make("kinema/SortCubes-v0").unwrapped
+    names = environment_features(env)["observation.environment_state"]["names"]
+    assert names[:2] == ["cube_0.x", "cube_0.y"] and names[-1] == "bin_3.purple"
+    assert object_lengths(names) == (12,) * 4 + (8,) * 4  # pose and colours; position and colours
+    env.close()

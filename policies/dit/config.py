@@ -31,6 +31,11 @@ class DiTConfig:
         state_dim: joint state entries (14: ALOHA joints in rad, grippers 0..1).
         environment_state_dim: entries of ``observation.environment_state`` (object poses in
             simulation); 0 leaves it out.
+        environment_objects: the lengths of the consecutive objects the environment state
+            holds (SortCubes: four cubes of position, quaternion and colour one-hot, then four
+            bins of position and colour), summing to ``environment_state_dim``: one
+            observation token per object, so that attention can pick the object the subtask
+            text names. Empty: the whole environment state is one token.
         observation_steps: n, frames of observation history the policy sees.
         action_space: "joint" (14 values) or "end_effector" (20: per arm position in m, 6-D
             rotation, gripper); see ``kinema.controllers.action_spaces``.
@@ -80,6 +85,7 @@ class DiTConfig:
     image_size: tuple[int, int] = (96, 128)
     state_dim: int = 14
     environment_state_dim: int = 0
+    environment_objects: tuple[int, ...] = ()
     observation_steps: int = 1
     action_space: Literal["joint", "end_effector"] = "joint"
     chunk_steps: int = 50
@@ -120,6 +126,12 @@ class DiTConfig:
             raise ValueError(
                 f"DiTConfig.executed_steps must be in 1..chunk_steps={self.chunk_steps}, got "
                 f"{self.executed_steps}"
+            )
+        objects = self.environment_objects
+        if objects and (sum(objects) != self.environment_state_dim or min(objects) < 1):
+            raise ValueError(
+                f"DiTConfig.environment_objects {objects} must be positive lengths summing to "
+                f"environment_state_dim={self.environment_state_dim}"
             )
         if self.hidden_dim % self.heads:
             raise ValueError(
@@ -166,7 +178,7 @@ class DiTConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"DiTConfig: unknown fields {unknown}")
-        tuples = {"cameras", "image_size", "image_channels"}
+        tuples = {"cameras", "image_size", "image_channels", "environment_objects"}
         return cls(**{k: tuple(v) if k in tuples else v for k, v in values.items()})
 
     @classmethod

@@ -8,6 +8,8 @@ Every encoder maps its input to tokens of width ``hidden_dim``:
   position code added.
 - ``VectorEncoder``: a two-layer MLP from a normalised vector (joint state, object poses) to one
   token.
+- ``ObjectEncoder``: a normalised environment state of consecutive objects to one token per
+  object (objects of the same length share the first layer; a learned code marks each place).
 - ``TextEncoder``: the subtask text as UTF-8 bytes (no vocabulary to download; any phrasing is
   representable), byte embeddings plus positions, then a small transformer encoder. Its tokens
   come with a padding mask.
@@ -244,6 +246,32 @@ class VectorEncoder(nn.Module):
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         return self.mlp(values)[:, None, :]
+
+
+class ObjectEncoder(nn.Module):
+    """A (B, E) normalised environment state of consecutive objects of ``lengths`` (Σ = E) to
+    one token per object, (B, K, hidden_dim) for K objects.
+
+    Object k's entries x_k (length L_k) give t_k = W₂ GELU(A_{L_k} x_k + p_k) + b₂: A_L is a
+    linear layer shared by every object of length L (the cube slots share one, the bin slots
+    another, so what is learnt about one cube holds for all), p_k a learned code of the
+    object's place in the state, and W₂, b₂ are shared by all.
+    """
+
+    def __init__(self, lengths: tuple[int, ...], hidden_dim: int):
+        super().__init__()
+        self.lengths = tuple(lengths)
+        self.inputs = nn.ModuleDict(
+            {str(length): nn.Linear(length, hidden_dim) for length in sorted(set(lengths))}
+        )
+        self.places = nn.Parameter(torch.zeros(len(lengths), hidden_dim))
+        nn.init.normal_(self.places, std=0.02)
+        self.output = nn.Sequential(nn.GELU(), nn.Linear(hidden_dim, hidden_dim))
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(values, self.lengths, dim=-1)
+        hidden = torch.stack([self.inputs[str(part.shape[-1])](part) for part in parts], dim=1)
+        return self.output(hidden + self.places)
 
 
 def encode_text_bytes(texts: list[str], max_bytes: int) -> torch.Tensor:

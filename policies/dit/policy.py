@@ -48,6 +48,7 @@ from kinema.datasets.stats import FeatureStats, load_stats, save_stats
 from kinema.policies.dit.config import ACTION, ENVIRONMENT_STATE, STATE, DiTConfig
 from kinema.policies.dit.encoders import (
     ImageEncoder,
+    ObjectEncoder,
     PretrainedTextEncoder,
     StackedImageEncoders,
     TextEncoder,
@@ -90,7 +91,11 @@ class DiTPolicy(nn.Module):
         self._normaliser("action", stats[ACTION], config.action_dim)
         if config.environment_state_dim:
             self._normaliser("environment", stats[ENVIRONMENT_STATE], config.environment_state_dim)
-            self.environment_encoder = VectorEncoder(config.environment_state_dim, dim)
+            self.environment_encoder: VectorEncoder | ObjectEncoder = (
+                ObjectEncoder(config.environment_objects, dim)
+                if config.environment_objects
+                else VectorEncoder(config.environment_state_dim, dim)
+            )
         self.image_encoders = nn.ModuleDict(
             {camera: ImageEncoder(dim, config.image_channels) for camera in config.cameras}
         )
@@ -187,9 +192,10 @@ class DiTPolicy(nn.Module):
         tokens.append(state_tokens + step_codes + self.kind_embedding.weight[state_kind])
         if config.environment_state_dim:
             objects = (batch[ENVIRONMENT_STATE] - self.environment_mean) / self.environment_std
-            object_tokens = self.environment_encoder(objects.flatten(0, 1))
-            object_tokens = object_tokens.view(batch_size, steps, -1)
-            tokens.append(object_tokens + step_codes + self.kind_embedding.weight[state_kind + 1])
+            object_tokens = self.environment_encoder(objects.flatten(0, 1))  # (B·n, K, D)
+            object_tokens = object_tokens.view(batch_size, steps, -1, config.hidden_dim)
+            object_tokens = object_tokens + step_codes[None, :, None, :]
+            tokens.append(object_tokens.flatten(1, 2) + self.kind_embedding.weight[state_kind + 1])
         text_tokens, text_padding = self._text_tokens(list(batch["task"]), device)
         tokens.append(text_tokens + self.kind_embedding.weight[state_kind + 2])
         observation = torch.cat(tokens, dim=1)

@@ -66,7 +66,7 @@ from tqdm import tqdm
 
 from kinema.datasets.augment import AugmentConfig
 from kinema.datasets.feature_map import FeatureMap
-from kinema.datasets.features import END_EFFECTOR_ACTION
+from kinema.datasets.features import END_EFFECTOR_ACTION, object_lengths
 from kinema.datasets.info import read_info
 from kinema.datasets.loader import WindowConfig, WindowLoader
 from kinema.datasets.table import EpisodeTable
@@ -144,25 +144,43 @@ class TrainConfig:
 
 
 def policy_config_for(
-    table: EpisodeTable, use_environment_state: bool, overrides: dict[str, Any]
+    table: EpisodeTable,
+    use_environment_state: bool,
+    overrides: dict[str, Any],
+    feature_map: FeatureMap | None = None,
 ) -> DiTConfig:
-    """The policy configuration that fits the dataset (cameras, image size, state sizes),
-    with ``overrides`` (any ``DiTConfig`` field) applied."""
+    """The policy configuration that fits the dataset (cameras, image size, state sizes, the
+    objects of the environment state, from its entries' names), with ``overrides`` (any
+    ``DiTConfig`` field) applied."""
     shapes = table.shapes()
     cameras = tuple(name.removeprefix(IMAGE_PREFIX) for name in table.cameras)
+    use_environment_state = use_environment_state and ENVIRONMENT_STATE in shapes
     derived: dict[str, Any] = {
         "cameras": cameras,
         "state_dim": shapes[STATE][0],
-        "environment_state_dim": (
-            shapes[ENVIRONMENT_STATE][0]
-            if use_environment_state and ENVIRONMENT_STATE in shapes
-            else 0
+        "environment_state_dim": shapes[ENVIRONMENT_STATE][0] if use_environment_state else 0,
+        "environment_objects": (
+            environment_objects(table.root, feature_map or FeatureMap())
+            if use_environment_state
+            else ()
         ),
         "fps": table.fps,
     }
     if cameras:
         derived["image_size"] = tuple(shapes[table.cameras[0]][1:])
     return DiTConfig.from_dict({**asdict(DiTConfig()), **derived, **overrides})
+
+
+def environment_objects(dataset: Path, feature_map: FeatureMap) -> tuple[int, ...]:
+    """The lengths of the objects in the served ``observation.environment_state``, from the
+    names ``meta/info.json`` gives its source's entries (``object_lengths``); empty when the
+    dataset does not name them."""
+    source = read_info(dataset)["features"].get(feature_map.source_of(ENVIRONMENT_STATE), {})
+    names = source.get("names")
+    indices = feature_map.indices_of(ENVIRONMENT_STATE)
+    if isinstance(names, list) and indices is not None:
+        names = [names[i] for i in indices] if max(indices) < len(names) else None
+    return object_lengths(names if isinstance(names, list) else None)
 
 
 def _served_features(
@@ -271,7 +289,7 @@ class _Run:
             *(self.loader.for_process(shard) for shard in self.shard_indices[1:]),
         ]
         self.policy_config = policy_config_for(
-            self.loader.table, config.use_environment_state, overrides
+            self.loader.table, config.use_environment_state, overrides, feature_map
         )
         self.loader.table.require(self.policy_config.input_shapes())
         policy = DiTPolicy(self.policy_config, self.loader.stats)

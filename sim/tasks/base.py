@@ -36,6 +36,12 @@ COLOR_NAMES: tuple[str, ...] = tuple(COLORS)
 
 POSE_DIM = 7
 """An object pose in ``observation.environment_state``: position (m), quaternion (w, x, y, z)."""
+POSE_FIELDS = ("x", "y", "z", "qw", "qx", "qy", "qz")
+
+
+def pose_names(body: str) -> tuple[str, ...]:
+    """Names of the entries of ``object_pose(sim, body)``: ``<body>.x`` … ``<body>.qz``."""
+    return tuple(f"{body}.{field}" for field in POSE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,10 @@ class Task(ABC):
 
     environment_state_dim: ClassVar[int]
     """Length of ``observation.environment_state``."""
+
+    environment_state_names: ClassVar[tuple[str, ...]]
+    """A name per entry of ``observation.environment_state``, ``<object>.<field>``: the
+    entries of one object are consecutive and share the part before the dot."""
 
     @abstractmethod
     def objects_xml(self) -> str:

@@ -14,7 +14,7 @@ Example:
 import numpy as np
 
 from kinema.sim.simulation import AlohaSim
-from kinema.sim.tasks.base import COLORS, color_one_hot
+from kinema.sim.tasks.base import COLORS, POSE_FIELDS, color_one_hot
 from kinema.sim.tasks.objects import PARKED_Z_M
 
 
@@ -74,6 +74,13 @@ class ColoredSlots:
                 pose.append(sim.body_quaternion(name))
             rows.append(np.concatenate([*pose, color_one_hot(color)]))
         return np.concatenate(rows)
+
+    @staticmethod
+    def state_names(prefix: str, count: int, with_orientation: bool) -> tuple[str, ...]:
+        """Names of the entries of ``environment_state``: per slot ``<prefix>_<i>.x`` … (and
+        ``.qw`` … ``.qz`` with the orientation), then one per colour, ``<prefix>_<i>.red`` …"""
+        fields = POSE_FIELDS if with_orientation else POSE_FIELDS[:3]
+        return tuple(f"{prefix}_{i}.{field}" for i in range(count) for field in (*fields, *COLORS))
 
     @staticmethod
     def state_dim(count: int, with_orientation: bool) -> int:

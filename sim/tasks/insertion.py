@@ -16,7 +16,15 @@ Plan: pick the peg with the right arm, pick the socket with the left arm, insert
 import numpy as np
 
 from kinema.sim.simulation import AlohaSim
-from kinema.sim.tasks.base import COLORS, POSE_DIM, Episode, Region, Task, object_pose
+from kinema.sim.tasks.base import (
+    COLORS,
+    POSE_DIM,
+    Episode,
+    Region,
+    Task,
+    object_pose,
+    pose_names,
+)
 from kinema.sim.tasks.objects import peg_object, socket_object
 from kinema.skills import make_subtask
 from kinema.types import Subtask
@@ -39,6 +47,7 @@ class Insertion(Task):
     name = "Insertion"
     max_episode_steps = 400
     environment_state_dim = 2 * POSE_DIM
+    environment_state_names = pose_names("peg") + pose_names("socket")
 
     def objects_xml(self) -> str:
         return peg_object("peg", COLORS["red"]) + socket_object("socket", COLORS["blue"])

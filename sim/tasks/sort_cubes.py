@@ -56,6 +56,9 @@ class SortCubes(Task):
     environment_state_dim = ColoredSlots.state_dim(MAX_CUBES, True) + ColoredSlots.state_dim(
         MAX_CUBES, False
     )
+    environment_state_names = ColoredSlots.state_names(
+        "cube", MAX_CUBES, True
+    ) + ColoredSlots.state_names("bin", MAX_CUBES, False)
 
     def __init__(self) -> None:
         self.cubes = ColoredSlots("cube", MAX_CUBES, parking_y_m=2.0)

@@ -19,7 +19,15 @@ Example:
 import numpy as np
 
 from kinema.sim.simulation import AlohaSim
-from kinema.sim.tasks.base import COLORS, POSE_DIM, Episode, Region, Task, object_pose
+from kinema.sim.tasks.base import (
+    COLORS,
+    POSE_DIM,
+    Episode,
+    Region,
+    Task,
+    object_pose,
+    pose_names,
+)
 from kinema.sim.tasks.objects import box_object
 from kinema.skills import make_subtask
 from kinema.types import Subtask
@@ -40,6 +48,7 @@ class TransferCube(Task):
     name = "TransferCube"
     max_episode_steps = 400
     environment_state_dim = POSE_DIM
+    environment_state_names = pose_names("cube")
 
     def objects_xml(self) -> str:
         return box_object("cube", CUBE_HALF_M, COLORS["red"])
