@@ -148,11 +148,7 @@ def test_the_long_horizon_tasks_name_one_object_per_slot():
     import gymnasium as gym
 
     from kinema.datasets.features import environment_features
-    from kinema.sim.tasks import TASKS, make_task
 
-    for name in TASKS:
-        task = make_task(name)
-        assert len(task.environment_state_names) == task.environment_state_dim, name
     env = gym.make("kinema/SortCubes-v0").unwrapped
     names = environment_features(env)["observation.environment_state"]["names"]
     assert names[:2] == ["cube_0.x", "cube_0.y"] and names[-1] == "bin_3.purple"

@@ -34,9 +34,8 @@ COLORS: dict[str, tuple[float, float, float, float]] = {
 
 COLOR_NAMES: tuple[str, ...] = tuple(COLORS)
 
-POSE_DIM = 7
-"""An object pose in ``observation.environment_state``: position (m), quaternion (w, x, y, z)."""
 POSE_FIELDS = ("x", "y", "z", "qw", "qx", "qy", "qz")
+"""An object pose in ``observation.environment_state``: position (m), quaternion (w, x, y, z)."""
 
 
 def pose_names(body: str) -> tuple[str, ...]:
@@ -62,7 +61,7 @@ class Task(ABC):
     """Default episode length in 50 Hz control steps."""
 
     environment_state_dim: ClassVar[int]
-    """Length of ``observation.environment_state``."""
+    """Length of ``observation.environment_state``: ``len(environment_state_names)``."""
 
     environment_state_names: ClassVar[tuple[str, ...]]
     """A name per entry of ``observation.environment_state``, ``<object>.<field>``: the

@@ -81,8 +81,3 @@ class ColoredSlots:
         ``.qw`` … ``.qz`` with the orientation), then one per colour, ``<prefix>_<i>.red`` …"""
         fields = POSE_FIELDS if with_orientation else POSE_FIELDS[:3]
         return tuple(f"{prefix}_{i}.{field}" for i in range(count) for field in (*fields, *COLORS))
-
-    @staticmethod
-    def state_dim(count: int, with_orientation: bool) -> int:
-        """Length of ``environment_state`` for ``count`` slots."""
-        return count * ((7 if with_orientation else 3) + len(COLORS))

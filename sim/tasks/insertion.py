@@ -18,7 +18,6 @@ import numpy as np
 from kinema.sim.simulation import AlohaSim
 from kinema.sim.tasks.base import (
     COLORS,
-    POSE_DIM,
     Episode,
     Region,
     Task,
@@ -46,8 +45,8 @@ class Insertion(Task):
 
     name = "Insertion"
     max_episode_steps = 400
-    environment_state_dim = 2 * POSE_DIM
     environment_state_names = pose_names("peg") + pose_names("socket")
+    environment_state_dim = len(environment_state_names)
 
     def objects_xml(self) -> str:
         return peg_object("peg", COLORS["red"]) + socket_object("socket", COLORS["blue"])

@@ -53,12 +53,10 @@ class SortCubes(Task):
 
     name = "SortCubes"
     max_episode_steps = 1200
-    environment_state_dim = ColoredSlots.state_dim(MAX_CUBES, True) + ColoredSlots.state_dim(
-        MAX_CUBES, False
-    )
     environment_state_names = ColoredSlots.state_names(
         "cube", MAX_CUBES, True
     ) + ColoredSlots.state_names("bin", MAX_CUBES, False)
+    environment_state_dim = len(environment_state_names)
 
     def __init__(self) -> None:
         self.cubes = ColoredSlots("cube", MAX_CUBES, parking_y_m=2.0)

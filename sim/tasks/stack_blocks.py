@@ -54,8 +54,8 @@ class StackBlocks(Task):
 
     name = "StackBlocks"
     max_episode_steps = 1000
-    environment_state_dim = ColoredSlots.state_dim(BLOCK_COUNT, True)
     environment_state_names = ColoredSlots.state_names("block", BLOCK_COUNT, True)
+    environment_state_dim = len(environment_state_names)
 
     def __init__(self) -> None:
         self.blocks = ColoredSlots("block", BLOCK_COUNT)

@@ -21,7 +21,6 @@ import numpy as np
 from kinema.sim.simulation import AlohaSim
 from kinema.sim.tasks.base import (
     COLORS,
-    POSE_DIM,
     Episode,
     Region,
     Task,
@@ -47,8 +46,8 @@ class TransferCube(Task):
 
     name = "TransferCube"
     max_episode_steps = 400
-    environment_state_dim = POSE_DIM
     environment_state_names = pose_names("cube")
+    environment_state_dim = len(environment_state_names)
 
     def objects_xml(self) -> str:
         return box_object("cube", CUBE_HALF_M, COLORS["red"])
