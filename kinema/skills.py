@@ -13,9 +13,13 @@ Example:
     'put the purple cube in the purple bin'
     >>> make_subtask("pick", "right", "peg").time_budget_s
     4.0
+    >>> named_objects("put the purple cube in the purple bin")
+    ('purple cube', 'purple bin')
 """
 
+import re
 from dataclasses import dataclass
+from functools import cache
 from typing import get_args
 
 from kinema.types import Skill, Subtask, SubtaskArm
@@ -114,3 +118,32 @@ def make_subtask(skill: Skill, arm: SubtaskArm, object: str, target: str | None 
     ``subtask_text``)."""
     text = subtask_text(skill, arm, object, target)
     return Subtask(text, skill, arm, object, target, SKILLS[skill].time_budget_s)
+
+
+@cache
+def _template_patterns() -> tuple[re.Pattern[str], ...]:
+    """Each skill's template as a regular expression with the groups ``object`` and ``target``."""
+    fields = {
+        "object": "(?P<object>.+?)",
+        "target": "(?P<target>.+?)",
+        "arm": "(?:" + "|".join(ARMS) + ")",
+    }
+    patterns = []
+    for spec in SKILLS.values():
+        parts = re.split(r"\{(\w+)\}", spec.template)  # text, field, text, field, …, text
+        regex = "".join(fields[part] if i % 2 else re.escape(part) for i, part in enumerate(parts))
+        patterns.append(re.compile(regex))
+    return tuple(patterns)
+
+
+def named_objects(text: str) -> tuple[str, str | None] | None:
+    """The object and the target (None for a skill without one) that a canonical subtask text
+    (``subtask_text``) names; None when no skill's template words it that way (free text).
+    The arm is not always in the text ("put the … in the …"), so the text alone does not
+    give back the ``Subtask``."""
+    for pattern in _template_patterns():
+        match = pattern.fullmatch(text)
+        if match is not None:
+            values = match.groupdict()
+            return values["object"], values.get("target")
+    return None
