@@ -189,6 +189,37 @@ def test_each_object_of_the_environment_state_gets_a_token_of_its_own(recorded_d
     assert torch.equal(first, loaded.sample(batch, torch.Generator().manual_seed(5)))
 
 
+def test_the_objects_the_subtask_names_are_marked_in_their_tokens(recorded_dataset, tmp_path):
+    root, _ = recorded_dataset
+    names = ("tip.x", "tip.y", "tip.z", "base.qw", "base.qx", "base.qy", "base.qz")
+    marked = {"cameras": (), "environment_objects": (3, 4), "environment_state_names": names}
+    config = DiTConfig(**{**TINY.__dict__, **marked})
+    loader = windows(root, config)
+    batch = first_batch(loader)
+    policy = perturbed(DiTPolicy(config, loader.stats)).eval()
+    n, size = config.observation_steps, len(batch["task"])
+
+    def object_tokens(text: str) -> torch.Tensor:
+        with torch.no_grad():
+            tokens = policy.encode_observation({**batch, "task": [text] * size}).tokens
+        return tokens[:, n : 3 * n].unflatten(1, (n, 2))  # per step: tip, base
+
+    unnamed = object_tokens("tidy up")
+    tip_acted_on = object_tokens("pick up the tip with the right arm")
+    tip_target = object_tokens("insert the base into the tip")
+    assert not torch.allclose(unnamed[:, :, 0], tip_acted_on[:, :, 0])
+    assert not torch.allclose(tip_acted_on[:, :, 0], tip_target[:, :, 0])  # two roles
+    torch.testing.assert_close(unnamed[:, :, 1], tip_acted_on[:, :, 1], rtol=0, atol=0)
+    assert not torch.allclose(unnamed[:, :, 1], tip_target[:, :, 1])  # the base acted on
+    policy.save_pretrained(tmp_path / "policy")
+    loaded = DiTPolicy.from_pretrained(tmp_path / "policy")
+    assert loaded.config.environment_state_names == names
+    first = policy.sample(batch, torch.Generator().manual_seed(5))
+    assert torch.equal(first, loaded.sample(batch, torch.Generator().manual_seed(5)))
+    with pytest.raises(ValueError, match="lengths"):
+        DiTPolicy(DiTConfig(**{**config.__dict__, "environment_objects": (4, 3)}), loader.stats)
+
+
 def test_config_round_trips_through_json_and_rejects_nonsense():
     assert DiTConfig.from_dict(json.loads(TINY.to_json())) == TINY
     with pytest.raises(ValueError, match="action_space must be one of"):
@@ -201,7 +232,14 @@ def test_config_round_trips_through_json_and_rejects_nonsense():
         DiTConfig(summary="max")
     with pytest.raises(ValueError, match="summing to environment_state_dim=7"):
         DiTConfig(environment_state_dim=7, environment_objects=(3, 3))
-    with_objects = DiTConfig(environment_state_dim=7, environment_objects=(3, 4))
+    with pytest.raises(ValueError, match="must name the 7 entries"):
+        DiTConfig(
+            environment_state_dim=7, environment_objects=(3, 4), environment_state_names=("a.x",)
+        )
+    names = ("a.x", "a.y", "a.z", "b.x", "b.y", "b.z", "b.w")
+    with_objects = DiTConfig(
+        environment_state_dim=7, environment_objects=(3, 4), environment_state_names=names
+    )
     assert DiTConfig.from_dict(json.loads(with_objects.to_json())) == with_objects
 
 

@@ -10,7 +10,7 @@ from kinema.cli import main
 from kinema.datasets.feature_map import FeatureMap
 from kinema.datasets.features import object_lengths
 from kinema.policies.dit.policy import DiTPolicy
-from kinema.policies.dit.train import TrainConfig, environment_objects, train
+from kinema.policies.dit.train import TrainConfig, environment_state_names, train
 
 TINY = {
     "hidden_dim": 32,
@@ -133,15 +133,23 @@ def test_a_dataset_that_names_its_objects_trains_a_policy_with_a_token_per_objec
         "cube.qy",
         "cube.qz",
     ]
-    assert environment_objects(root, FeatureMap()) == ()  # one object: one token, as before
-    state["names"] = ["tip.x", "tip.y", "tip.z", "base.qw", "base.qx", "base.qy", "base.qz"]
+    summary = train(
+        TrainConfig(dataset=root, output=tmp_path / "one", steps=1, batch_size=4, workers=0),
+        {**TINY, "cameras": []},
+    )
+    one = DiTPolicy.from_pretrained(summary["policy"]).config  # one object: one token, as before
+    assert (one.environment_objects, one.environment_state_names) == ((), ())
+    names = ["tip.x", "tip.y", "tip.z", "base.qw", "base.qx", "base.qy", "base.qz"]
+    state["names"] = names
     info_path.write_text(json.dumps(info))
-    assert environment_objects(named, FeatureMap()) == (3, 4)
+    assert environment_state_names(named, FeatureMap()) == tuple(names)
     summary = train(
         TrainConfig(dataset=named, output=tmp_path / "out", steps=2, batch_size=4, workers=0),
         {**TINY, "cameras": []},
     )
-    assert DiTPolicy.from_pretrained(summary["policy"]).config.environment_objects == (3, 4)
+    config = DiTPolicy.from_pretrained(summary["policy"]).config
+    assert config.environment_objects == (3, 4)
+    assert config.environment_state_names == tuple(names)  # the subtask's objects are marked
 
 
 def test_the_long_horizon_tasks_name_one_object_per_slot():

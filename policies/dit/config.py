@@ -36,6 +36,12 @@ class DiTConfig:
             bins of position and colour), summing to ``environment_state_dim``: one
             observation token per object, so that attention can pick the object the subtask
             text names. Empty: the whole environment state is one token.
+        environment_state_names: a name per environment-state entry, ``<object>.<field>``
+            (from the dataset's ``meta/info.json``). Given (with ``environment_objects``), the
+            policy marks the tokens of the objects the subtask text names: a learned code for
+            the object acted on and one for its target, added to their tokens
+            (``kinema.policies.dit.subtask_objects``), so the policy need not find the red
+            cube among four by itself. Empty: no marks (checkpoints made before them).
         observation_steps: n, frames of observation history the policy sees.
         action_space: "joint" (14 values) or "end_effector" (20: per arm position in m, 6-D
             rotation, gripper); see ``kinema.controllers.action_spaces``.
@@ -86,6 +92,7 @@ class DiTConfig:
     state_dim: int = 14
     environment_state_dim: int = 0
     environment_objects: tuple[int, ...] = ()
+    environment_state_names: tuple[str, ...] = ()
     observation_steps: int = 1
     action_space: Literal["joint", "end_effector"] = "joint"
     chunk_steps: int = 50
@@ -133,6 +140,13 @@ class DiTConfig:
                 f"DiTConfig.environment_objects {objects} must be positive lengths summing to "
                 f"environment_state_dim={self.environment_state_dim}"
             )
+        names = self.environment_state_names
+        if names and (len(names) != self.environment_state_dim or not objects):
+            raise ValueError(
+                f"DiTConfig.environment_state_names must name the {self.environment_state_dim} "
+                f"entries of the environment state (got {len(names)}) and come with "
+                "environment_objects"
+            )
         if self.hidden_dim % self.heads:
             raise ValueError(
                 f"DiTConfig.hidden_dim={self.hidden_dim} must be a multiple of heads={self.heads}"
@@ -178,7 +192,13 @@ class DiTConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"DiTConfig: unknown fields {unknown}")
-        tuples = {"cameras", "image_size", "image_channels", "environment_objects"}
+        tuples = {
+            "cameras",
+            "image_size",
+            "image_channels",
+            "environment_objects",
+            "environment_state_names",
+        }
         return cls(**{k: tuple(v) if k in tuples else v for k, v in values.items()})
 
     @classmethod

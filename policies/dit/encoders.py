@@ -252,13 +252,14 @@ class ObjectEncoder(nn.Module):
     """A (B, E) normalised environment state of consecutive objects of ``lengths`` (Σ = E) to
     one token per object, (B, K, hidden_dim) for K objects.
 
-    Object k's entries x_k (length L_k) give t_k = W₂ GELU(A_{L_k} x_k + p_k) + b₂: A_L is a
-    linear layer shared by every object of length L (the cube slots share one, the bin slots
-    another, so what is learnt about one cube holds for all), p_k a learned code of the
-    object's place in the state, and W₂, b₂ are shared by all.
+    Object k's entries x_k (length L_k) give t_k = W₂ GELU(A_{L_k} x_k + p_k + r_k) + b₂: A_L
+    is a linear layer shared by every object of length L (the cube slots share one, the bin
+    slots another, so what is learnt about one cube holds for all), p_k a learned code of the
+    object's place in the state, r_k a learned code of its role in the subtask (with
+    ``roles``: not named, acted on, target; ``subtask_objects``), and W₂, b₂ are shared by all.
     """
 
-    def __init__(self, lengths: tuple[int, ...], hidden_dim: int):
+    def __init__(self, lengths: tuple[int, ...], hidden_dim: int, roles: int = 0):
         super().__init__()
         self.lengths = tuple(lengths)
         self.inputs = nn.ModuleDict(
@@ -266,12 +267,22 @@ class ObjectEncoder(nn.Module):
         )
         self.places = nn.Parameter(torch.zeros(len(lengths), hidden_dim))
         nn.init.normal_(self.places, std=0.02)
+        self.roles = nn.Embedding(roles, hidden_dim) if roles else None
+        if self.roles is not None:
+            nn.init.normal_(self.roles.weight, std=0.02)
         self.output = nn.Sequential(nn.GELU(), nn.Linear(hidden_dim, hidden_dim))
 
-    def forward(self, values: torch.Tensor) -> torch.Tensor:
+    def forward(self, values: torch.Tensor, roles: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens (B, K, hidden_dim) of ``values`` (B, E); ``roles`` (B, K) int64 when the
+        encoder was built with roles, else None."""
+        if (roles is None) != (self.roles is None):
+            raise ValueError("ObjectEncoder: roles must be given exactly when built with roles")
         parts = torch.split(values, self.lengths, dim=-1)
         hidden = torch.stack([self.inputs[str(part.shape[-1])](part) for part in parts], dim=1)
-        return self.output(hidden + self.places)
+        hidden = hidden + self.places
+        if self.roles is not None and roles is not None:
+            hidden = hidden + self.roles(roles)
+        return self.output(hidden)
 
 
 def encode_text_bytes(texts: list[str], max_bytes: int) -> torch.Tensor:

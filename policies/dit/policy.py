@@ -16,7 +16,8 @@ Objectives, with x0 the normalised chunk and ε standard normal noise:
   the velocity x0 - ε; sampling integrates dx/ds from s = 0 (noise) to 1 with Euler steps.
 
 Observation tokens: per history step and camera, the image encoder's patch tokens; per step one
-joint-state token (and one object-state token when configured); the subtask text's tokens (its
+joint-state token (and one object-state token, or one per object, when configured: those of the
+objects the subtask text names marked, ``subtask_objects``); the subtask text's tokens (its
 bytes, or a frozen pretrained text model's tokens with ``DiTConfig.text_model``). Each token kind
 and history step gets a learned embedding added. Their summary for adaLN (``DiTConfig.summary``)
 is by default the mean of the kinds' means: (cameras' patch means + state + object state + text
@@ -56,6 +57,7 @@ from kinema.policies.dit.encoders import (
     encode_text_bytes,
 )
 from kinema.policies.dit.model import DiffusionTransformer, ObservationTokens, ParameterStamp
+from kinema.policies.dit.subtask_objects import ROLES, SubtaskObjects
 from kinema.types import ActionChunk, Subtask
 
 CONFIG_FILE = "config.json"
@@ -89,10 +91,19 @@ class DiTPolicy(nn.Module):
         dim = config.hidden_dim
         self._normaliser("state", stats[STATE], config.state_dim)
         self._normaliser("action", stats[ACTION], config.action_dim)
+        self.subtask_objects: SubtaskObjects | None = None
         if config.environment_state_dim:
             self._normaliser("environment", stats[ENVIRONMENT_STATE], config.environment_state_dim)
+            if config.environment_state_names:
+                self.subtask_objects = SubtaskObjects(config.environment_state_names)
+            if self.subtask_objects and self.subtask_objects.lengths != config.environment_objects:
+                raise ValueError(
+                    f"DiTPolicy: environment_state_names give objects of lengths "
+                    f"{self.subtask_objects.lengths}, environment_objects says "
+                    f"{config.environment_objects}"
+                )
             self.environment_encoder: VectorEncoder | ObjectEncoder = (
-                ObjectEncoder(config.environment_objects, dim)
+                ObjectEncoder(config.environment_objects, dim, ROLES if self.subtask_objects else 0)
                 if config.environment_objects
                 else VectorEncoder(config.environment_state_dim, dim)
             )
@@ -191,8 +202,14 @@ class DiTPolicy(nn.Module):
         state_tokens = self.state_encoder(normalised.flatten(0, 1)).view(batch_size, steps, -1)
         tokens.append(state_tokens + step_codes + self.kind_embedding.weight[state_kind])
         if config.environment_state_dim:
-            objects = (batch[ENVIRONMENT_STATE] - self.environment_mean) / self.environment_std
-            object_tokens = self.environment_encoder(objects.flatten(0, 1))  # (B·n, K, D)
+            raw = batch[ENVIRONMENT_STATE].flatten(0, 1)  # (B·n, E)
+            objects = (raw - self.environment_mean) / self.environment_std
+            if self.subtask_objects is None:
+                object_tokens = self.environment_encoder(objects)  # (B·n, K, D)
+            else:
+                texts = [text for text in batch["task"] for _ in range(steps)]
+                roles = self.subtask_objects.roles(texts, raw)
+                object_tokens = self.environment_encoder(objects, roles)
             object_tokens = object_tokens.view(batch_size, steps, -1, config.hidden_dim)
             object_tokens = object_tokens + step_codes[None, :, None, :]
             tokens.append(object_tokens.flatten(1, 2) + self.kind_embedding.weight[state_kind + 1])
@@ -541,6 +558,13 @@ def model_card(policy: DiTPolicy) -> str:
         )
     else:
         text = f"subtask text (up to {config.text_max_bytes} UTF-8 bytes, a trained byte encoder)"
+    objects = (
+        f"a token per object ({len(config.environment_objects)})"
+        if config.environment_objects
+        else "one token"
+    )
+    if config.environment_state_names:
+        objects += ", the subtask's object and target marked"
     predicted = {"epsilon": "the noise", "sample": "the clean chunk"}[config.prediction]
     prediction = f" (predicts {predicted})" if config.objective == "diffusion" else ""
     return f"""---
@@ -556,7 +580,8 @@ A diffusion transformer that turns camera images, joint state and a subtask text
 - Objective: {config.objective}{prediction}; sampling with {config.inference_steps} steps
   ({config.sampler if config.objective == "diffusion" else "Euler"}).
 - Inputs: {cameras},
-  observation.state ({config.state_dim}), object state ({config.environment_state_dim} values),
+  observation.state ({config.state_dim}), object state ({config.environment_state_dim} values;
+  {objects}),
   {config.observation_steps} frame(s) of history, {text}.
 - Network: {config.layers} DiT blocks, width {config.hidden_dim}, {config.heads} heads;
   adaLN-Zero (timestep + observation summary: mean over {config.summary}) and cross-attention

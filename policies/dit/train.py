@@ -150,20 +150,23 @@ def policy_config_for(
     feature_map: FeatureMap | None = None,
 ) -> DiTConfig:
     """The policy configuration that fits the dataset (cameras, image size, state sizes, the
-    objects of the environment state, from its entries' names), with ``overrides`` (any
-    ``DiTConfig`` field) applied."""
+    objects of the environment state and their entries' names, when the dataset names at least
+    two objects), with ``overrides`` (any ``DiTConfig`` field) applied."""
     shapes = table.shapes()
     cameras = tuple(name.removeprefix(IMAGE_PREFIX) for name in table.cameras)
     use_environment_state = use_environment_state and ENVIRONMENT_STATE in shapes
+    names = (
+        environment_state_names(table.root, feature_map or FeatureMap())
+        if use_environment_state
+        else ()
+    )
+    objects = object_lengths(list(names))
     derived: dict[str, Any] = {
         "cameras": cameras,
         "state_dim": shapes[STATE][0],
         "environment_state_dim": shapes[ENVIRONMENT_STATE][0] if use_environment_state else 0,
-        "environment_objects": (
-            environment_objects(table.root, feature_map or FeatureMap())
-            if use_environment_state
-            else ()
-        ),
+        "environment_objects": objects,
+        "environment_state_names": names if objects else (),
         "fps": table.fps,
     }
     if cameras:
@@ -171,16 +174,16 @@ def policy_config_for(
     return DiTConfig.from_dict({**asdict(DiTConfig()), **derived, **overrides})
 
 
-def environment_objects(dataset: Path, feature_map: FeatureMap) -> tuple[int, ...]:
-    """The lengths of the objects in the served ``observation.environment_state``, from the
-    names ``meta/info.json`` gives its source's entries (``object_lengths``); empty when the
-    dataset does not name them."""
+def environment_state_names(dataset: Path, feature_map: FeatureMap) -> tuple[str, ...]:
+    """The names of the served ``observation.environment_state``'s entries, from those
+    ``meta/info.json`` gives its source's (``--map`` slices pick theirs); empty when the
+    dataset does not name them (or names them in lerobot's older dict form)."""
     source = read_info(dataset)["features"].get(feature_map.source_of(ENVIRONMENT_STATE), {})
     names = source.get("names")
     indices = feature_map.indices_of(ENVIRONMENT_STATE)
     if isinstance(names, list) and indices is not None:
         names = [names[i] for i in indices] if max(indices) < len(names) else None
-    return object_lengths(names if isinstance(names, list) else None)
+    return tuple(names) if isinstance(names, list) else ()
 
 
 def _served_features(
