@@ -192,7 +192,12 @@ def test_each_object_of_the_environment_state_gets_a_token_of_its_own(recorded_d
 def test_the_objects_the_subtask_names_are_marked_in_their_tokens(recorded_dataset, tmp_path):
     root, _ = recorded_dataset
     names = ("tip.x", "tip.y", "tip.z", "base.qw", "base.qx", "base.qy", "base.qz")
-    marked = {"cameras": (), "environment_objects": (3, 4), "environment_state_names": names}
+    marked = {
+        "cameras": (),
+        "environment_objects": (3, 4),
+        "environment_state_names": names,
+        "mark_subtask_objects": True,
+    }
     config = DiTConfig(**{**TINY.__dict__, **marked})
     loader = windows(root, config)
     batch = first_batch(loader)
@@ -233,12 +238,15 @@ def test_config_round_trips_through_json_and_rejects_nonsense():
     with pytest.raises(ValueError, match="summing to environment_state_dim=7"):
         DiTConfig(environment_state_dim=7, environment_objects=(3, 3))
     with pytest.raises(ValueError, match="must name the 7 entries"):
-        DiTConfig(
-            environment_state_dim=7, environment_objects=(3, 4), environment_state_names=("a.x",)
-        )
+        DiTConfig(environment_state_dim=7, environment_state_names=("a.x",))
+    with pytest.raises(ValueError, match="mark_subtask_objects needs"):
+        DiTConfig(environment_state_dim=7, environment_objects=(3, 4), mark_subtask_objects=True)
     names = ("a.x", "a.y", "a.z", "b.x", "b.y", "b.z", "b.w")
     with_objects = DiTConfig(
-        environment_state_dim=7, environment_objects=(3, 4), environment_state_names=names
+        environment_state_dim=7,
+        environment_objects=(3, 4),
+        environment_state_names=names,
+        mark_subtask_objects=True,
     )
     assert DiTConfig.from_dict(json.loads(with_objects.to_json())) == with_objects
 

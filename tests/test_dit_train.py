@@ -145,11 +145,11 @@ def test_a_dataset_that_names_its_objects_trains_a_policy_with_a_token_per_objec
     assert environment_state_names(named, FeatureMap()) == tuple(names)
     summary = train(
         TrainConfig(dataset=named, output=tmp_path / "out", steps=2, batch_size=4, workers=0),
-        {**TINY, "cameras": []},
+        {**TINY, "cameras": [], "mark_subtask_objects": True},
     )
     config = DiTPolicy.from_pretrained(summary["policy"]).config
     assert config.environment_objects == (3, 4)
-    assert config.environment_state_names == tuple(names)  # the subtask's objects are marked
+    assert config.environment_state_names == tuple(names) and config.mark_subtask_objects
 
 
 def test_the_long_horizon_tasks_name_one_object_per_slot():

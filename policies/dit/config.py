@@ -37,11 +37,14 @@ class DiTConfig:
             observation token per object, so that attention can pick the object the subtask
             text names. Empty: the whole environment state is one token.
         environment_state_names: a name per environment-state entry, ``<object>.<field>``
-            (from the dataset's ``meta/info.json``). Given (with ``environment_objects``), the
-            policy marks the tokens of the objects the subtask text names: a learned code for
-            the object acted on and one for its target, added to their tokens
-            (``kinema.policies.dit.subtask_objects``), so the policy need not find the red
-            cube among four by itself. Empty: no marks (checkpoints made before them).
+            (from the dataset's ``meta/info.json``; ``kinema train`` records them when they
+            give at least two objects). Empty: not known (checkpoints made before them).
+        mark_subtask_objects: with the names, mark the tokens of the objects the subtask text
+            names: a learned code for the object acted on and one for its target is added to
+            their tokens, and the mean of their tokens joins the adaLN summary as a kind of
+            its own (``kinema.policies.dit.subtask_objects``), so the policy need not find
+            the red cube among four by itself. Off by default: on SortCubes it has not yet
+            measured better (README, "Where it stands").
         observation_steps: n, frames of observation history the policy sees.
         action_space: "joint" (14 values) or "end_effector" (20: per arm position in m, 6-D
             rotation, gripper); see ``kinema.controllers.action_spaces``.
@@ -93,6 +96,7 @@ class DiTConfig:
     environment_state_dim: int = 0
     environment_objects: tuple[int, ...] = ()
     environment_state_names: tuple[str, ...] = ()
+    mark_subtask_objects: bool = False
     observation_steps: int = 1
     action_space: Literal["joint", "end_effector"] = "joint"
     chunk_steps: int = 50
@@ -141,11 +145,15 @@ class DiTConfig:
                 f"environment_state_dim={self.environment_state_dim}"
             )
         names = self.environment_state_names
-        if names and (len(names) != self.environment_state_dim or not objects):
+        if names and len(names) != self.environment_state_dim:
             raise ValueError(
                 f"DiTConfig.environment_state_names must name the {self.environment_state_dim} "
-                f"entries of the environment state (got {len(names)}) and come with "
-                "environment_objects"
+                f"entries of the environment state, got {len(names)}"
+            )
+        if self.mark_subtask_objects and not (names and objects):
+            raise ValueError(
+                "DiTConfig.mark_subtask_objects needs environment_state_names and "
+                "environment_objects (a dataset that names its objects)"
             )
         if self.hidden_dim % self.heads:
             raise ValueError(

@@ -16,8 +16,9 @@ Objectives, with x0 the normalised chunk and ε standard normal noise:
   the velocity x0 - ε; sampling integrates dx/ds from s = 0 (noise) to 1 with Euler steps.
 
 Observation tokens: per history step and camera, the image encoder's patch tokens; per step one
-joint-state token (and one object-state token, or one per object, when configured: those of the
-objects the subtask text names marked, ``subtask_objects``); the subtask text's tokens (its
+joint-state token (and one object-state token, or one per object, when configured; with
+``mark_subtask_objects``, those of the objects the subtask text names are marked and their mean
+joins the summary, ``subtask_objects``); the subtask text's tokens (its
 bytes, or a frozen pretrained text model's tokens with ``DiTConfig.text_model``). Each token kind
 and history step gets a learned embedding added. Their summary for adaLN (``DiTConfig.summary``)
 is by default the mean of the kinds' means: (cameras' patch means + state + object state + text
@@ -94,7 +95,7 @@ class DiTPolicy(nn.Module):
         self.subtask_objects: SubtaskObjects | None = None
         if config.environment_state_dim:
             self._normaliser("environment", stats[ENVIRONMENT_STATE], config.environment_state_dim)
-            if config.environment_state_names:
+            if config.mark_subtask_objects:
                 self.subtask_objects = SubtaskObjects(config.environment_state_names)
             if self.subtask_objects and self.subtask_objects.lengths != config.environment_objects:
                 raise ValueError(
@@ -201,6 +202,7 @@ class DiTPolicy(nn.Module):
         normalised = (state - self.state_mean) / self.state_std
         state_tokens = self.state_encoder(normalised.flatten(0, 1)).view(batch_size, steps, -1)
         tokens.append(state_tokens + step_codes + self.kind_embedding.weight[state_kind])
+        named_summary = None  # the mean of the tokens of the objects the subtask names
         if config.environment_state_dim:
             raw = batch[ENVIRONMENT_STATE].flatten(0, 1)  # (B·n, E)
             objects = (raw - self.environment_mean) / self.environment_std
@@ -210,6 +212,9 @@ class DiTPolicy(nn.Module):
                 texts = [text for text in batch["task"] for _ in range(steps)]
                 roles = self.subtask_objects.roles(texts, raw)
                 object_tokens = self.environment_encoder(objects, roles)
+                named = (roles > 0).to(object_tokens.dtype)[..., None]  # (B·n, K, 1)
+                named_mean = (object_tokens * named).sum(1) / named.sum(1).clamp(min=1.0)
+                named_summary = named_mean.view(batch_size, steps, -1).mean(dim=1)
             object_tokens = object_tokens.view(batch_size, steps, -1, config.hidden_dim)
             object_tokens = object_tokens + step_codes[None, :, None, :]
             tokens.append(object_tokens.flatten(1, 2) + self.kind_embedding.weight[state_kind + 1])
@@ -223,6 +228,8 @@ class DiTPolicy(nn.Module):
         else:
             kind_means = [kind.mean(dim=1) for kind in tokens[:-1]]
             kind_means.append(_masked_mean(tokens[-1], text_padding))
+            if named_summary is not None:
+                kind_means.append(named_summary)
             summary = torch.stack(kind_means).mean(dim=0)
         return ObservationTokens(observation, padding, summary)
 
@@ -563,7 +570,7 @@ def model_card(policy: DiTPolicy) -> str:
         if config.environment_objects
         else "one token"
     )
-    if config.environment_state_names:
+    if config.mark_subtask_objects:
         objects += ", the subtask's object and target marked"
     predicted = {"epsilon": "the noise", "sample": "the clean chunk"}[config.prediction]
     prediction = f" (predicts {predicted})" if config.objective == "diffusion" else ""

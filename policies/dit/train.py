@@ -166,7 +166,7 @@ def policy_config_for(
         "state_dim": shapes[STATE][0],
         "environment_state_dim": shapes[ENVIRONMENT_STATE][0] if use_environment_state else 0,
         "environment_objects": objects,
-        "environment_state_names": names if objects else (),
+        "environment_state_names": names if objects else (),  # mark_subtask_objects reads them
         "fps": table.fps,
     }
     if cameras:
