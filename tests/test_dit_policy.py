@@ -217,6 +217,9 @@ def test_the_objects_the_subtask_names_are_marked_in_their_tokens(recorded_datas
     torch.testing.assert_close(unnamed[:, :, 1], tip_acted_on[:, :, 1], rtol=0, atol=0)
     assert not torch.allclose(unnamed[:, :, 1], tip_target[:, :, 1])  # the base acted on
     policy.save_pretrained(tmp_path / "policy")
+    assert "a token per object (2), the subtask's object and target marked" in (
+        (tmp_path / "policy" / "README.md").read_text().replace("\n  ", " ")
+    )
     loaded = DiTPolicy.from_pretrained(tmp_path / "policy")
     assert loaded.config.environment_state_names == names
     first = policy.sample(batch, torch.Generator().manual_seed(5))

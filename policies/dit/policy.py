@@ -568,7 +568,7 @@ def model_card(policy: DiTPolicy) -> str:
     objects = (
         f"a token per object ({len(config.environment_objects)})"
         if config.environment_objects
-        else "one token"
+        else ("one token" if config.environment_state_dim else "not used")
     )
     if config.mark_subtask_objects:
         objects += ", the subtask's object and target marked"
