@@ -12,6 +12,10 @@ from typing import Any
 
 from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
 
+JOURNAL_DIR = ".recording-journal"
+"""Where the recorder journals the episode it is saving (``kinema.datasets.recorder``): while it
+exists, the dataset holds a half-saved episode that only the recorder can roll back."""
+
 
 class DatasetError(ValueError):
     """A directory that is not a readable LeRobotDataset v3 dataset; the message names the file."""

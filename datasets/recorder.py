@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-JOURNAL_DIR = ".recording-journal"
+from kinema.datasets.info import JOURNAL_DIR
+
 _JOURNALED_META = ("meta/info.json", "meta/stats.json", "meta/tasks.parquet")
 _TEMPORARY_DIRS = ("images",)  # lerobot's per-frame images awaiting video encoding
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from kinema.datasets.check import check_finite, column_array, read_parquet
 from kinema.datasets.feature_map import FeatureMap
-from kinema.datasets.info import DatasetError, read_info, video_file
+from kinema.datasets.info import JOURNAL_DIR, DatasetError, read_info, video_file
 
 VISUAL_DTYPES = ("video", "image")
 FLOAT_DTYPES = ("float32", "float64")
@@ -114,6 +114,12 @@ class EpisodeTable:
         """Read the dataset at ``root``; serve ``features`` (default: every observation feature
         and ``action``) under the names of ``feature_map``."""
         feature_map = feature_map or FeatureMap()
+        if (root / JOURNAL_DIR).is_dir():
+            raise DatasetError(
+                f"{root}: its recording was stopped while saving an episode ({JOURNAL_DIR}/ is "
+                f"there); `kinema record --task <its task> --out {root} --resume --episodes 0` "
+                "rolls that episode back and keeps the others"
+            )
         info = read_info(root)
         info_path = root / "meta" / "info.json"
         specs: dict[str, dict[str, Any]] = info["features"]

@@ -24,8 +24,9 @@ from scenes import decode
 
 from kinema.cli import main
 from kinema.datasets.check import check_dataset
-from kinema.datasets.info import DatasetError, dataset_info
-from kinema.datasets.recorder import JOURNAL_DIR, EpisodeRecorder, RecordingError, recover
+from kinema.datasets.info import JOURNAL_DIR, DatasetError, dataset_info
+from kinema.datasets.recorder import EpisodeRecorder, RecordingError, recover
+from kinema.datasets.table import EpisodeTable
 from kinema.datasets.visualize import PLOT_HEIGHT_PX
 from kinema.video import CAPTION_HEIGHT_PX
 
@@ -157,6 +158,8 @@ def test_an_interrupted_save_is_rolled_back_and_earlier_episodes_stay_readable(t
     # parquet footers, and metadata that already counts the episode.
     recorder._write_journal()
     recorder.dataset.save_episode()
+    with pytest.raises(DatasetError, match="stopped while saving an episode"):
+        EpisodeTable.load(root)  # a reader does not trip over the half-saved files
     assert recover(root)
     dataset = LeRobotDataset(REPO_ID, root=root)
     assert dataset.num_episodes == 2 and dataset.num_frames == 60
