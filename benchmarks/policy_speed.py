@@ -26,7 +26,8 @@ Figures:
   *_actions_per_s                  actions executed per chunk / time per chunk: DiT 35 of 50
                                    (``executed_steps``), ACT 50, Diffusion ``n_action_steps``.
   *_train_samples_per_s            32 / median time of one training step on a batch of 32 random
-                                   but valid inputs: the policy's own loss (forward), backward,
+                                   but valid inputs (for the DiT, 8 distinct subtask texts, 4 rows
+                                   each): the policy's own loss (forward), backward,
                                    gradient clipping at norm 1, AdamW step. Our DiT takes uint8
                                    images and scales them itself; lerobot's get floats in [0, 1]
                                    through their preprocessor (below).
@@ -76,6 +77,18 @@ CHUNK_STEPS = 50
 TRAIN_BATCH = 32
 CROP_SHAPE = (84, 112)
 TASK = "pick up the red cube with the right arm"
+# a training batch's subtask texts: a handful of distinct ones, each held by several rows, as in
+# a batch of our recordings (SortCubes' batches of 64 hold 5)
+TRAIN_TASKS = (
+    TASK,
+    "put the blue cube in the blue bin",
+    "stack the green block on the red block",
+    "hand the cube from the right arm to the left arm",
+    "insert the peg into the socket",
+    "pick up the yellow cube with the left arm",
+    "put the purple cube in the purple bin",
+    "stack the blue block on the yellow block",
+)
 SHIPPED = {
     "hidden_dim": 128,
     "layers": 4,
@@ -160,7 +173,7 @@ def dit_train_batch(config: DiTConfig, generator: torch.Generator) -> dict[str, 
         STATE: random_vectors((TRAIN_BATCH, steps, STATE_DIM), generator),
         ACTION: random_vectors((TRAIN_BATCH, CHUNK_STEPS, ACTION_DIM), generator),
         "action_is_pad": torch.zeros(TRAIN_BATCH, CHUNK_STEPS, dtype=torch.bool),
-        "task": [TASK] * TRAIN_BATCH,
+        "task": [TRAIN_TASKS[row % len(TRAIN_TASKS)] for row in range(TRAIN_BATCH)],
     }
     for feature in config.image_features():
         batch[feature] = random_images((TRAIN_BATCH, steps, 3, *IMAGE_SIZE), generator)

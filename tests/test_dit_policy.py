@@ -162,6 +162,21 @@ def test_the_adaln_summary_weighs_each_token_kind_alike(recorded_dataset):
     assert not torch.allclose(summaries["kinds"], summaries["tokens"], atol=1e-3)
 
 
+def test_training_encodes_each_distinct_text_once_as_if_it_were_alone(recorded_dataset):
+    root, _ = recorded_dataset
+    loader = windows(root, TINY)
+    policy = perturbed(DiTPolicy(TINY, loader.stats)).train()
+    texts = ["pick", "put the red cube in the red bin", "pick", "ŕed"]
+    tokens, padding = policy._text_tokens(texts, torch.device("cpu"))
+    assert tokens.shape[1] == len(texts[1].encode("utf-8"))  # columns padding every text cut
+    torch.testing.assert_close(tokens[0], tokens[2])
+    for row, text in enumerate(texts):
+        alone = policy._text_tokens([text], torch.device("cpu"))[0]
+        length = len(text.encode("utf-8"))
+        assert not padding[row, :length].any() and padding[row, length:].all()
+        torch.testing.assert_close(tokens[row, :length], alone[0, :length])
+
+
 def test_each_object_of_the_environment_state_gets_a_token_of_its_own(recorded_dataset, tmp_path):
     root, _ = recorded_dataset
     # the cube's pose (7 entries) read as two objects: its position, then its orientation

@@ -272,14 +272,23 @@ class DiTPolicy(nn.Module):
         return cached[1]
 
     def _encode_texts(self, texts: list[str], device: torch.device) -> tuple[torch.Tensor, ...]:
-        """``_text_tokens`` computed."""
+        """``_text_tokens`` computed: each distinct text is encoded once and its tokens are
+        shared by the batch rows that hold it (a batch of 64 windows holds a handful of
+        subtask texts). The byte columns that pad every text are cut: under the padding mask
+        they change no other token, and the DiT's cross-attention ignores them too. Both save
+        compute only; with dropout, rows that share a text share its dropout draw."""
+        distinct = list(dict.fromkeys(texts))
         if self.config.text_model is not None:
-            return self.text_encoder(texts)
-        text_ids = encode_text_bytes(texts, self.config.text_max_bytes)
-        if not self.training:  # columns that pad every text change no other token: cut
-            longest = max(len(text.encode("utf-8")) for text in texts)
-            text_ids = text_ids[:, : max(1, longest)]
-        return self.text_encoder(text_ids.to(device))
+            tokens, padding = self.text_encoder(distinct)
+        else:
+            longest = max(len(text.encode("utf-8")) for text in distinct)
+            length = max(1, min(longest, self.config.text_max_bytes))
+            tokens, padding = self.text_encoder(encode_text_bytes(distinct, length).to(device))
+        if len(distinct) == len(texts):
+            return tokens, padding
+        row_of = {text: row for row, text in enumerate(distinct)}
+        rows = torch.tensor([row_of[text] for text in texts], device=tokens.device)
+        return tokens[rows], padding[rows]
 
     # --- training ------------------------------------------------------------------------------
 
