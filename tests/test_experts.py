@@ -43,6 +43,15 @@ def test_transfer_cube_expert_completes_the_handover_when_the_episode_goes_on():
     assert not env.sim.gripper_touches("right", env.sim.body_geoms("cube"))
 
 
+def test_sort_cubes_expert_never_twists_a_wrist_onto_its_mirror_solution():
+    # Seed 0 returned the left arm from its bin to forearm roll -π, wrist rotate +π before the
+    # idle arm rested pointing down (kinema.sim.experts.sort_cubes).
+    episode, _ = run("SortCubes", seed=0)
+    assert episode.success
+    forearm_roll_and_wrist_rotate = episode.actions[:, [3, 5, 10, 12]]
+    assert np.abs(forearm_roll_and_wrist_rotate).max() < 1.0
+
+
 def test_demonstrations_are_reproducible_per_seed_and_vary_across_seeds():
     first, _ = run("TransferCube", seed=11)
     again, _ = run("TransferCube", seed=11)

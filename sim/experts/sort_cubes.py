@@ -6,6 +6,13 @@ over its bin, lowers it into the bin and lets go, then rises; meanwhile the othe
 its resting pose. Each subtask is planned when the previous one has been handed to the
 controller, from the cube's and bin's poses at that moment.
 
+The arm that is not working rests at its starting position with the gripper pointing down, not
+in the starting pose (pointing forward, wrist angle -0.3 rad): from over a bin, turning the
+gripper forward again crosses the wrist singularity (wrist angle 0, where forearm roll and wrist
+rotate turn about one axis), and there the controller ended on the mirror solution, forearm roll
+-π and wrist rotate +π, in 5 of 8 demonstrations (a twist a real arm's cables should not see, and
+a second joint-space mode for the policy to learn).
+
 Example:
     >>> import gymnasium as gym, kinema.sim
     >>> from kinema.sim.experts import run_expert_episode
@@ -37,6 +44,12 @@ RELEASE_ABOVE_RIM_M = 0.02  # cube bottom above the bin rim when the gripper ope
 
 class SortCubesExpert(Expert):
     """Put each cube into its bin, one subtask after the other (see module docstring)."""
+
+    def start(self, plan: EndEffectorPlan) -> None:
+        super().start(plan)
+        self.rest = {
+            arm: Pose(pose.position, down_rotation(arm, 0.0)) for arm, pose in self.rest.items()
+        }
 
     def extend(self, sim: AlohaSim, plan: EndEffectorPlan) -> bool:
         subtask = self.next_subtask()
