@@ -243,6 +243,47 @@ def test_the_objects_the_subtask_names_are_marked_in_their_tokens(recorded_datas
         DiTPolicy(DiTConfig(**{**config.__dict__, "environment_objects": (4, 3)}), loader.stats)
 
 
+def test_objects_the_subtask_does_not_name_are_hidden_from_the_policy(recorded_dataset, tmp_path):
+    root, _ = recorded_dataset
+    names = ("tip.x", "tip.y", "tip.z", "base.qw", "base.qx", "base.qy", "base.qz")
+    hidden = {
+        "cameras": (),
+        "environment_objects": (3, 4),
+        "environment_state_names": names,
+        "hide_unnamed_objects": True,
+    }
+    config = DiTConfig(**{**TINY.__dict__, **hidden})
+    loader = windows(root, config)
+    batch = first_batch(loader)
+    policy = perturbed(DiTPolicy(config, loader.stats)).eval()
+    size = len(batch["task"])
+
+    def chunks(text: str, moved: slice | None = None, rows: int = size, by=policy) -> torch.Tensor:
+        objects = batch["observation.environment_state"][:rows].clone()
+        if moved is not None:
+            objects[..., moved] += 0.05
+        observed = {
+            "observation.state": batch["observation.state"][:rows],
+            "observation.environment_state": objects,
+            "task": [text] * rows,
+        }
+        return by.sample(observed, torch.Generator().manual_seed(5))
+
+    tip, base = slice(0, 3), slice(3, 7)
+    named_tip = "pick up the tip with the right arm"
+    for rows in (size, 1):  # a batch masks the hidden keys, a single observation drops them
+        seen = chunks(named_tip, rows=rows)
+        assert torch.equal(seen, chunks(named_tip, base, rows))
+        assert not torch.allclose(seen, chunks(named_tip, tip, rows))
+    assert not torch.allclose(chunks("tidy up"), chunks("tidy up", base))  # names none: all seen
+    policy.save_pretrained(tmp_path / "policy")
+    assert "only the objects the subtask names seen" in (
+        (tmp_path / "policy" / "README.md").read_text().replace("\n  ", " ")
+    )
+    loaded = DiTPolicy.from_pretrained(tmp_path / "policy")
+    assert torch.equal(chunks(named_tip), chunks(named_tip, by=loaded))
+
+
 def test_config_round_trips_through_json_and_rejects_nonsense():
     assert DiTConfig.from_dict(json.loads(TINY.to_json())) == TINY
     with pytest.raises(ValueError, match="action_space must be one of"):
@@ -257,8 +298,9 @@ def test_config_round_trips_through_json_and_rejects_nonsense():
         DiTConfig(environment_state_dim=7, environment_objects=(3, 3))
     with pytest.raises(ValueError, match="must name the 7 entries"):
         DiTConfig(environment_state_dim=7, environment_state_names=("a.x",))
-    with pytest.raises(ValueError, match="mark_subtask_objects needs"):
-        DiTConfig(environment_state_dim=7, environment_objects=(3, 4), mark_subtask_objects=True)
+    for switch in ("mark_subtask_objects", "hide_unnamed_objects"):
+        with pytest.raises(ValueError, match=f"{switch} needs"):
+            DiTConfig(environment_state_dim=7, environment_objects=(3, 4), **{switch: True})
     names = ("a.x", "a.y", "a.z", "b.x", "b.y", "b.z", "b.w")
     with_objects = DiTConfig(
         environment_state_dim=7,

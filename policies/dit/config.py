@@ -45,6 +45,12 @@ class DiTConfig:
             its own (``kinema.policies.dit.subtask_objects``), so the policy need not find
             the red cube among four by itself. Off by default: on SortCubes it has not yet
             measured better (README, "Where it stands").
+        hide_unnamed_objects: with the names, the policy sees only the objects the subtask
+            text names (the red cube and the red bin): the tokens of the others are padding to
+            cross-attention and left out of the summary. A text that names no object shows
+            them all. The other objects' poses set each training episode apart, so a policy
+            that sees them can learn its demonstrations by heart instead of how the named
+            object's pose moves the arm.
         observation_steps: n, frames of observation history the policy sees.
         action_space: "joint" (14 values) or "end_effector" (20: per arm position in m, 6-D
             rotation, gripper); see ``kinema.controllers.action_spaces``.
@@ -97,6 +103,7 @@ class DiTConfig:
     environment_objects: tuple[int, ...] = ()
     environment_state_names: tuple[str, ...] = ()
     mark_subtask_objects: bool = False
+    hide_unnamed_objects: bool = False
     observation_steps: int = 1
     action_space: Literal["joint", "end_effector"] = "joint"
     chunk_steps: int = 50
@@ -150,11 +157,12 @@ class DiTConfig:
                 f"DiTConfig.environment_state_names must name the {self.environment_state_dim} "
                 f"entries of the environment state, got {len(names)}"
             )
-        if self.mark_subtask_objects and not (names and objects):
-            raise ValueError(
-                "DiTConfig.mark_subtask_objects needs environment_state_names and "
-                "environment_objects (a dataset that names its objects)"
-            )
+        for switch in ("mark_subtask_objects", "hide_unnamed_objects"):
+            if getattr(self, switch) and not (names and objects):
+                raise ValueError(
+                    f"DiTConfig.{switch} needs environment_state_names and "
+                    "environment_objects (a dataset that names its objects)"
+                )
         if self.hidden_dim % self.heads:
             raise ValueError(
                 f"DiTConfig.hidden_dim={self.hidden_dim} must be a multiple of heads={self.heads}"

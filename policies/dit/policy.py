@@ -18,7 +18,8 @@ Objectives, with x0 the normalised chunk and ε standard normal noise:
 Observation tokens: per history step and camera, the image encoder's patch tokens; per step one
 joint-state token (and one object-state token, or one per object, when configured; with
 ``mark_subtask_objects``, those of the objects the subtask text names are marked and their mean
-joins the summary, ``subtask_objects``); the subtask text's tokens (its
+joins the summary, ``subtask_objects``; with ``hide_unnamed_objects``, the others are padding);
+the subtask text's tokens (its
 bytes, or a frozen pretrained text model's tokens with ``DiTConfig.text_model``). Each token kind
 and history step gets a learned embedding added. Their summary for adaLN (``DiTConfig.summary``)
 is by default the mean of the kinds' means: (cameras' patch means + state + object state + text
@@ -95,7 +96,7 @@ class DiTPolicy(nn.Module):
         self.subtask_objects: SubtaskObjects | None = None
         if config.environment_state_dim:
             self._normaliser("environment", stats[ENVIRONMENT_STATE], config.environment_state_dim)
-            if config.mark_subtask_objects:
+            if config.mark_subtask_objects or config.hide_unnamed_objects:
                 self.subtask_objects = SubtaskObjects(config.environment_state_names)
             if self.subtask_objects and self.subtask_objects.lengths != config.environment_objects:
                 raise ValueError(
@@ -104,7 +105,9 @@ class DiTPolicy(nn.Module):
                     f"{config.environment_objects}"
                 )
             self.environment_encoder: VectorEncoder | ObjectEncoder = (
-                ObjectEncoder(config.environment_objects, dim, ROLES if self.subtask_objects else 0)
+                ObjectEncoder(
+                    config.environment_objects, dim, ROLES if config.mark_subtask_objects else 0
+                )
                 if config.environment_objects
                 else VectorEncoder(config.environment_state_dim, dim)
             )
@@ -202,36 +205,62 @@ class DiTPolicy(nn.Module):
         normalised = (state - self.state_mean) / self.state_std
         state_tokens = self.state_encoder(normalised.flatten(0, 1)).view(batch_size, steps, -1)
         tokens.append(state_tokens + step_codes + self.kind_embedding.weight[state_kind])
+        paddings: list[torch.Tensor | None] = [None] * len(tokens)  # per kind; None: none
         named_summary = None  # the mean of the tokens of the objects the subtask names
         if config.environment_state_dim:
-            raw = batch[ENVIRONMENT_STATE].flatten(0, 1)  # (B·n, E)
-            objects = (raw - self.environment_mean) / self.environment_std
-            if self.subtask_objects is None:
-                object_tokens = self.environment_encoder(objects)  # (B·n, K, D)
-            else:
-                texts = [text for text in batch["task"] for _ in range(steps)]
-                roles = self.subtask_objects.roles(texts, raw)
-                object_tokens = self.environment_encoder(objects, roles)
-                named = (roles > 0).to(object_tokens.dtype)[..., None]  # (B·n, K, 1)
-                named_mean = (object_tokens * named).sum(1) / named.sum(1).clamp(min=1.0)
-                named_summary = named_mean.view(batch_size, steps, -1).mean(dim=1)
-            object_tokens = object_tokens.view(batch_size, steps, -1, config.hidden_dim)
+            object_tokens, object_padding, named_summary = self._object_tokens(batch, steps)
             object_tokens = object_tokens + step_codes[None, :, None, :]
             tokens.append(object_tokens.flatten(1, 2) + self.kind_embedding.weight[state_kind + 1])
+            paddings.append(None if object_padding is None else object_padding.flatten(1, 2))
         text_tokens, text_padding = self._text_tokens(list(batch["task"]), device)
         tokens.append(text_tokens + self.kind_embedding.weight[state_kind + 2])
+        paddings.append(text_padding)
         observation = torch.cat(tokens, dim=1)
-        padding = torch.zeros(observation.shape[:2], dtype=torch.bool, device=device)
-        padding[:, -text_padding.shape[1] :] = text_padding
+        padding = torch.cat(
+            [
+                torch.zeros(kind.shape[:2], dtype=torch.bool, device=device) if pad is None else pad
+                for kind, pad in zip(tokens, paddings, strict=True)
+            ],
+            dim=1,
+        )
         if config.summary == "tokens":
             summary = _masked_mean(observation, padding)
         else:
-            kind_means = [kind.mean(dim=1) for kind in tokens[:-1]]
-            kind_means.append(_masked_mean(tokens[-1], text_padding))
+            kind_means = [
+                kind.mean(dim=1) if pad is None else _masked_mean(kind, pad)
+                for kind, pad in zip(tokens, paddings, strict=True)
+            ]
             if named_summary is not None:
                 kind_means.append(named_summary)
             summary = torch.stack(kind_means).mean(dim=0)
         return ObservationTokens(observation, padding, summary)
+
+    def _object_tokens(
+        self, batch: dict[str, Any], steps: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The object-state tokens (B, n, K, D) of ``batch``; with ``hide_unnamed_objects``
+        their padding (B, n, K), True for an object the subtask text does not name (none
+        where it names no object), else None; with ``mark_subtask_objects`` the mean of the
+        named objects' tokens over objects and steps (B, D), else None."""
+        config = self.config
+        raw = batch[ENVIRONMENT_STATE].flatten(0, 1)  # (B·n, E)
+        objects = (raw - self.environment_mean) / self.environment_std
+        batch_size = raw.shape[0] // steps
+        if self.subtask_objects is None:
+            object_tokens = self.environment_encoder(objects)  # (B·n, K, D)
+            return object_tokens.view(batch_size, steps, -1, config.hidden_dim), None, None
+        texts = [text for text in batch["task"] for _ in range(steps)]
+        roles = self.subtask_objects.roles(texts, raw)  # (B·n, K)
+        named = roles > 0
+        marks = roles if config.mark_subtask_objects else None
+        object_tokens = self.environment_encoder(objects, marks)
+        padding = named_summary = None
+        if config.hide_unnamed_objects:
+            padding = (~named & named.any(dim=1, keepdim=True)).view(batch_size, steps, -1)
+        if config.mark_subtask_objects:
+            named_mean = _masked_mean(object_tokens, ~named)
+            named_summary = named_mean.view(batch_size, steps, -1).mean(dim=1)
+        return object_tokens.view(batch_size, steps, -1, config.hidden_dim), padding, named_summary
 
     def _camera_patches(self, batch: dict[str, Any]) -> list[torch.Tensor]:
         """Per camera its images' patch tokens (B·n, P, D) from its image encoder. When sampling
@@ -581,6 +610,8 @@ def model_card(policy: DiTPolicy) -> str:
     )
     if config.mark_subtask_objects:
         objects += ", the subtask's object and target marked"
+    if config.hide_unnamed_objects:
+        objects += ", only the objects the subtask names seen"
     predicted = {"epsilon": "the noise", "sample": "the clean chunk"}[config.prediction]
     prediction = f" (predicts {predicted})" if config.objective == "diffusion" else ""
     return f"""---
