@@ -1,12 +1,12 @@
 """``kinema run``: the whole stack on one instruction: brain → DiT policy → cerebellum → robot.
 
 The brain (``--brain``) plans the instruction into subtasks and judges them from the cameras on
-its own thread at about 1 Hz; the policy turns images, joint state and the current subtask into
-chunks (real-time chunking by default); the cerebellum turns chunks into 500 Hz commands that
-pass the safety layer on their way to the robot. The run is filmed (the policy's cameras and the
-brain's, captioned with the brain's phase, subtask and, in simulation, the task's stage), the
-brain's decisions are traced, and the last line printed is one JSON report: success,
-subtasks_done, video, and the timing of each layer.
+its own thread, checking every 0.2 s; the policy turns images, joint state and the current
+subtask into chunks (real-time chunking by default); the cerebellum turns chunks into 500 Hz
+commands that pass the safety layer on their way to the robot. The run is filmed (the policy's
+cameras and the brain's, captioned with the brain's phase, subtask and, in simulation, the
+task's stage), the brain's decisions are traced, and the last line printed is one JSON report:
+success, subtasks_done, video, and the timing of each layer.
 
 Robots (``--robot``, as for ``kinema deploy``): ``sim`` (MuJoCo), ``emulated`` (the ALOHA driver
 stack on emulated Dynamixel buses moved by MuJoCo) or ``aloha`` (real follower arms: the loop

@@ -1,5 +1,5 @@
-"""The brain beside the control loop: a ``Planner`` run on its own thread at about 1 Hz while
-the loop runs at 50 Hz and never waits for it.
+"""The brain beside the control loop: a ``Planner`` run on its own thread, checking about five
+times a second (planning when needed), while the loop runs at 50 Hz and never waits for it.
 
 The control loop calls only ``update(observation)`` (stores the latest observation) and
 ``current_subtask()`` / ``hold`` (read the latest decision); each is an attribute read or write,
@@ -66,7 +66,11 @@ class BrainRunnerConfig:
     """How the runner paces and persists.
 
     Attributes:
-        check_period_s: wall-clock seconds between the starts of two checks (~1 Hz).
+        check_period_s: wall-clock seconds between the starts of two checks (5 Hz; a planner
+            slower than that checks as fast as it answers). Until a check sees a subtask done,
+            the policy goes on with it in a scene it never saw in training (the cube already in
+            its bin): SortCubes with the task's own checks succeeded on 45 % of 20 seeds
+            checking every 1.0 s and on 95 % every 0.2 s (2026-12-07).
         subtask_retries: k, how often a failed subtask is started again before replanning.
         max_replans: planning calls allowed after the first: replans after a subtask failed
             k + 1 times, and new tries after a planning call raised.
@@ -77,7 +81,7 @@ class BrainRunnerConfig:
             (module docstring).
     """
 
-    check_period_s: float = 1.0
+    check_period_s: float = 0.2
     subtask_retries: int = 1
     max_replans: int = 2
     poll_s: float = 0.02
