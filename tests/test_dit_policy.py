@@ -204,19 +204,28 @@ def test_each_object_of_the_environment_state_gets_a_token_of_its_own(recorded_d
     assert torch.equal(first, loaded.sample(batch, torch.Generator().manual_seed(5)))
 
 
-def test_the_objects_the_subtask_names_are_marked_in_their_tokens(recorded_dataset, tmp_path):
-    root, _ = recorded_dataset
-    names = ("tip.x", "tip.y", "tip.z", "base.qw", "base.qx", "base.qy", "base.qz")
-    marked = {
+NAMED_OBJECTS = ("tip.x", "tip.y", "tip.z", "base.qw", "base.qx", "base.qy", "base.qz")
+
+
+def named_objects_policy(root, switch: str) -> tuple[DiTConfig, WindowLoader, dict, DiTPolicy]:
+    """A state-only policy whose environment state is a named tip (3) and base (4), with the
+    DiTConfig ``switch`` on; its loader, a batch and the policy (perturbed, eval mode)."""
+    objects = {
         "cameras": (),
         "environment_objects": (3, 4),
-        "environment_state_names": names,
-        "mark_subtask_objects": True,
+        "environment_state_names": NAMED_OBJECTS,
+        switch: True,
     }
-    config = DiTConfig(**{**TINY.__dict__, **marked})
+    config = DiTConfig(**{**TINY.__dict__, **objects})
     loader = windows(root, config)
-    batch = first_batch(loader)
     policy = perturbed(DiTPolicy(config, loader.stats)).eval()
+    return config, loader, first_batch(loader), policy
+
+
+def test_the_objects_the_subtask_names_are_marked_in_their_tokens(recorded_dataset, tmp_path):
+    config, loader, batch, policy = named_objects_policy(
+        recorded_dataset[0], "mark_subtask_objects"
+    )
     n, size = config.observation_steps, len(batch["task"])
 
     def object_tokens(text: str) -> torch.Tensor:
@@ -236,7 +245,7 @@ def test_the_objects_the_subtask_names_are_marked_in_their_tokens(recorded_datas
         (tmp_path / "policy" / "README.md").read_text().replace("\n  ", " ")
     )
     loaded = DiTPolicy.from_pretrained(tmp_path / "policy")
-    assert loaded.config.environment_state_names == names
+    assert loaded.config.environment_state_names == NAMED_OBJECTS
     first = policy.sample(batch, torch.Generator().manual_seed(5))
     assert torch.equal(first, loaded.sample(batch, torch.Generator().manual_seed(5)))
     with pytest.raises(ValueError, match="lengths"):
@@ -244,18 +253,7 @@ def test_the_objects_the_subtask_names_are_marked_in_their_tokens(recorded_datas
 
 
 def test_objects_the_subtask_does_not_name_are_hidden_from_the_policy(recorded_dataset, tmp_path):
-    root, _ = recorded_dataset
-    names = ("tip.x", "tip.y", "tip.z", "base.qw", "base.qx", "base.qy", "base.qz")
-    hidden = {
-        "cameras": (),
-        "environment_objects": (3, 4),
-        "environment_state_names": names,
-        "hide_unnamed_objects": True,
-    }
-    config = DiTConfig(**{**TINY.__dict__, **hidden})
-    loader = windows(root, config)
-    batch = first_batch(loader)
-    policy = perturbed(DiTPolicy(config, loader.stats)).eval()
+    _, _, batch, policy = named_objects_policy(recorded_dataset[0], "hide_unnamed_objects")
     size = len(batch["task"])
 
     def chunks(text: str, moved: slice | None = None, rows: int = size, by=policy) -> torch.Tensor:
