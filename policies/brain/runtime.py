@@ -1,5 +1,5 @@
-"""The brain beside the control loop: a ``Planner`` run on its own thread, checking about five
-times a second (planning when needed), while the loop runs at 50 Hz and never waits for it.
+"""The brain beside the control loop: a ``Planner`` run on its own thread, checking the current
+subtask every 0.2 s (planning when needed), while the loop runs at 50 Hz and never waits for it.
 
 The control loop calls only ``update(observation)`` (stores the latest observation) and
 ``current_subtask()`` / ``hold`` (read the latest decision); each is an attribute read or write,
@@ -71,6 +71,8 @@ class BrainRunnerConfig:
             the policy goes on with it in a scene it never saw in training (the cube already in
             its bin): SortCubes with the task's own checks succeeded on 45 % of 20 seeds
             checking every 1.0 s and on 95 % every 0.2 s (2026-12-07).
+        plan_retry_s: wall-clock seconds before a planning call that raised is tried again (a
+            failing server is not asked five times a second).
         subtask_retries: k, how often a failed subtask is started again before replanning.
         max_replans: planning calls allowed after the first: replans after a subtask failed
             k + 1 times, and new tries after a planning call raised.
@@ -82,6 +84,7 @@ class BrainRunnerConfig:
     """
 
     check_period_s: float = 0.2
+    plan_retry_s: float = 1.0
     subtask_retries: int = 1
     max_replans: int = 2
     poll_s: float = 0.02
@@ -94,10 +97,10 @@ class BrainRunnerConfig:
             raise ValueError(
                 f"BrainRunnerConfig.torch_threads must be >= 1, got {self.torch_threads}"
             )
-        if self.check_period_s <= 0 or self.poll_s <= 0:
+        if min(self.check_period_s, self.plan_retry_s, self.poll_s) <= 0:
             raise ValueError(
-                f"BrainRunnerConfig: check_period_s and poll_s must be > 0, got "
-                f"{self.check_period_s} and {self.poll_s}"
+                f"BrainRunnerConfig: check_period_s, plan_retry_s and poll_s must be > 0, got "
+                f"{self.check_period_s}, {self.plan_retry_s} and {self.poll_s}"
             )
         if self.subtask_retries < 0 or self.max_replans < 0:
             raise ValueError(
@@ -245,7 +248,7 @@ class BrainRunner:
                 self._failures = 0
                 self._start_next()
                 return
-            self._stop.wait(self.config.check_period_s)
+            self._stop.wait(self.config.plan_retry_s)
 
     def _planning_call(
         self, kind: Literal["plan", "replan"], observation: BrainObservation

@@ -19,8 +19,8 @@ Observation tokens: per history step and camera, the image encoder's patch token
 joint-state token (and one object-state token, or one per object, when configured; with
 ``mark_subtask_objects``, those of the objects the subtask text names are marked and their mean
 joins the summary, ``subtask_objects``; with ``hide_unnamed_objects``, the others are padding);
-the subtask text's tokens (its
-bytes, or a frozen pretrained text model's tokens with ``DiTConfig.text_model``). Each token kind
+the subtask text's tokens (its bytes, or a frozen pretrained text model's tokens with
+``DiTConfig.text_model``). Each token kind
 and history step gets a learned embedding added. Their summary for adaLN (``DiTConfig.summary``)
 is by default the mean of the kinds' means: (cameras' patch means + state + object state + text
 mean) / kinds.
