@@ -48,9 +48,8 @@ class DiTConfig:
         hide_unnamed_objects: with the names, the policy sees only the objects the subtask
             text names (the red cube and the red bin): the tokens of the others are padding to
             cross-attention and left out of the summary. A text that names no object shows
-            them all. The other objects' poses set each training episode apart, so a policy
-            that sees them can learn its demonstrations by heart instead of how the named
-            object's pose moves the arm.
+            them all. On SortCubes it made the policy's arm follow the named cube more closely
+            (README, "Where it stands"); the shipped policy uses it.
         observation_steps: n, frames of observation history the policy sees.
         action_space: "joint" (14 values) or "end_effector" (20: per arm position in m, 6-D
             rotation, gripper); see ``kinema.controllers.action_spaces``.

@@ -20,10 +20,9 @@ joint-state token (and one object-state token, or one per object, when configure
 ``mark_subtask_objects``, those of the objects the subtask text names are marked and their mean
 joins the summary, ``subtask_objects``; with ``hide_unnamed_objects``, the others are padding);
 the subtask text's tokens (its bytes, or a frozen pretrained text model's tokens with
-``DiTConfig.text_model``). Each token kind
-and history step gets a learned embedding added. Their summary for adaLN (``DiTConfig.summary``)
-is by default the mean of the kinds' means: (cameras' patch means + state + object state + text
-mean) / kinds.
+``DiTConfig.text_model``). Each token kind and history step gets a learned embedding added.
+Their summary for adaLN (``DiTConfig.summary``) is by default the mean of the kinds' means:
+(cameras' patch means + state + object state + text mean) / kinds.
 
 Example:
     policy = DiTPolicy(DiTConfig(cameras=("cam_high",)), loader.stats)
