@@ -293,6 +293,7 @@ def _run(args: argparse.Namespace) -> None:
         out=args.out,
         subtask_retries=args.retries,
         max_replans=args.max_replans,
+        done_confirmations=args.done_confirmations,
         robot=args.robot,
         ports=tuple(args.ports) if args.ports else None,
         calibration=args.calibration,
@@ -668,6 +669,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     running.add_argument(
         "--max-replans", type=int, default=2, help="plans after a failure (0: no replanning)"
+    )
+    running.add_argument(
+        "--done-confirmations",
+        type=int,
+        default=2,
+        help='checks in a row that must say "done" before the next subtask starts',
     )
     running.add_argument("--out", type=Path, default=Path("outputs/run"))
     _add_robot_arguments(running, seconds=60.0)

@@ -87,6 +87,8 @@ class RunConfig:
         subtask_retries: how often the brain starts a failed subtask again before replanning.
         max_replans: how often the brain may plan again after a failure (0: never replans,
             the episode ends when a subtask has failed ``subtask_retries`` + 1 times).
+        done_confirmations: checks in a row that must say "done" before the brain moves on
+            (``BrainRunnerConfig.done_confirmations``).
         robot: "sim", "emulated" or "aloha" (module docstring).
         ports: the (left, right) follower buses (aloha).
         calibration: the arms' calibration JSON (aloha).
@@ -105,6 +107,7 @@ class RunConfig:
     image_size: tuple[int, int] = (96, 128)
     subtask_retries: int = 1
     max_replans: int = 2
+    done_confirmations: int = 2
     robot: RobotKind = "sim"
     ports: tuple[str, str] | None = None
     calibration: Path | None = None
@@ -244,6 +247,7 @@ def run(config: RunConfig, policy: ChunkPolicy | None = None) -> dict[str, Any]:
             BrainRunnerConfig(
                 subtask_retries=config.subtask_retries,
                 max_replans=config.max_replans,
+                done_confirmations=config.done_confirmations,
                 trace_dir=config.out / f"trace_seed{seed}",
             ),
         )

@@ -6,6 +6,7 @@ import json
 import random
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -97,7 +98,7 @@ def texts_in_order(frames: list[tuple[float, str | None, bool]]) -> list[str | N
     return changes
 
 
-FAST = BrainRunnerConfig(check_period_s=0.05, poll_s=0.005)
+FAST = BrainRunnerConfig(check_period_s=0.05, poll_s=0.005, done_confirmations=1)
 
 
 def test_subtasks_switch_when_done_and_the_episode_ends():
@@ -116,9 +117,35 @@ def test_subtasks_switch_when_done_and_the_episode_ends():
     assert not any(hold for _, text, hold in frames if text is not None)
 
 
+def test_a_done_moves_on_only_when_the_next_checks_confirm_it():
+    # A detector wrong on one frame must not end the subtask: "done" twice in a row does.
+    planner = ScriptedPlanner(
+        [[A, B]],
+        {A.text: ["not_yet", "done", "not_yet", "done", "raise", "done", "done"], B.text: ["done"]},
+    )
+    config = replace(FAST, done_confirmations=2)
+    with BrainRunner(planner, "pick things", config) as runner:
+        frames = drive(runner, lambda r: r.done)
+    assert texts_in_order(frames) == [None, A.text, B.text, None]
+    assert [d.outcome for d in runner.decisions] == [
+        "run",
+        "continue",
+        "confirm",
+        "continue",
+        "confirm",
+        "continue",
+        "confirm",
+        "next",
+        "confirm",
+        "done",
+    ]
+    with pytest.raises(ValueError, match="done_confirmations"):
+        BrainRunnerConfig(done_confirmations=0)
+
+
 def test_a_failed_subtask_is_retried_then_replanned():
     planner = ScriptedPlanner([[A, B], [C]], {A.text: ["failed"], C.text: ["done"]})
-    config = BrainRunnerConfig(check_period_s=0.05, poll_s=0.005, subtask_retries=1)
+    config = replace(FAST, subtask_retries=1)
     with BrainRunner(planner, "pick things", config) as runner:
         frames = drive(runner, lambda r: r.done)
     assert runner.done
@@ -148,7 +175,7 @@ def test_a_spent_time_budget_counts_as_a_failure_at_once():
 
 def test_hold_after_retries_and_replans_are_exhausted():
     planner = ScriptedPlanner([[A]], {A.text: ["failed"]})
-    config = BrainRunnerConfig(check_period_s=0.05, poll_s=0.005, subtask_retries=1, max_replans=1)
+    config = replace(FAST, subtask_retries=1, max_replans=1)
     with BrainRunner(planner, "pick things", config) as runner:
         drive(runner, lambda r: r.phase == "gave_up")
         assert runner.wait(1.0)  # the brain's thread has ended
@@ -190,7 +217,7 @@ def test_failed_planning_calls_are_tried_again_then_given_up():
         ("check", "done"),
     ]
     planner = ScriptedPlanner(["raise"], {})
-    config = BrainRunnerConfig(check_period_s=0.05, poll_s=0.005, max_replans=1)
+    config = replace(FAST, max_replans=1)
     with BrainRunner(planner, "pick things", config) as runner:
         drive(runner, lambda r: r.phase == "gave_up")
     assert [d.outcome for d in runner.decisions] == ["hold", "gave_up"]
@@ -198,7 +225,7 @@ def test_failed_planning_calls_are_tried_again_then_given_up():
 
 def test_the_trace_holds_every_decision_with_a_thumbnail(tmp_path):
     planner = ScriptedPlanner([[A, B]], {A.text: ["not_yet", "done"], B.text: ["done"]})
-    config = BrainRunnerConfig(check_period_s=0.05, poll_s=0.005, trace_dir=tmp_path / "ep0")
+    config = replace(FAST, trace_dir=tmp_path / "ep0")
     with BrainRunner(planner, "pick things", config) as runner:
         drive(runner, lambda r: r.done)
     lines = (tmp_path / "ep0" / "decisions.jsonl").read_text().splitlines()

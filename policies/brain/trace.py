@@ -32,8 +32,9 @@ class Decision:
         answer: the answer as JSON (the subtask texts, or the verdict); None when it raised.
         error: the error the call raised, or None.
         latency_s: how long the call took, wall-clock seconds.
-        outcome: what the runner did next: "run" (a plan began), "continue", "next", "retry",
-            "replan", "finished", "gave_up", or "hold" (the brain could not decide).
+        outcome: what the runner did next: "run" (a plan began), "continue", "confirm" (a
+            "done" to be confirmed by the next check), "next", "retry", "replan", "done" (the
+            plan is finished), "gave_up", or "hold" (the brain could not decide).
     """
 
     time_s: float
