@@ -662,7 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
     running.add_argument(
         "--brain",
         default="embedded",
-        help="embedded, oracle, transformers:<dir> or http:<base_url>#<model>",
+        help="embedded (shipped weights), embedded:<dir>, oracle, transformers:<dir> or "
+        "http:<base_url>#<model>",
     )
     running.add_argument(
         "--retries", type=int, default=1, help="new starts of a failed subtask before replanning"

@@ -14,7 +14,8 @@ keeps the 50 Hz wall clock, the episode lasts at most ``seconds``, the space key
 stops the arms, and success is the brain's verdict, every subtask done, since no simulator
 knows the truth; the policy must not need the object state, which real arms lack).
 
-Brains: ``embedded`` (the compact model the project ships), ``oracle`` (the task's ground truth:
+Brains: ``embedded`` (the compact model the project ships; ``embedded:<dir>`` loads other
+weights of it, e.g. from ``kinema train-brain``), ``oracle`` (the task's ground truth:
 separates policy errors from brain errors), ``transformers:<dir>`` (a local image-text-to-text
 model), ``http:<base_url>#<model>`` (an OpenAI-compatible server).
 
@@ -79,7 +80,8 @@ class RunConfig:
         task: the simulated task (the scene and the success test); default: the shipped
             policy's.
         seed: the episode's seed; None draws one.
-        brain: "embedded", "oracle", "transformers:<dir>" or "http:<base_url>#<model>".
+        brain: "embedded" (the shipped weights, or "embedded:<dir>" for others), "oracle",
+            "transformers:<dir>" or "http:<base_url>#<model>".
         executor: how chunks become actions.
         out: where the video, the brain's trace and the report go.
         image_size: the brain cameras' image size when the policy has no cameras, pixels (the
@@ -133,7 +135,7 @@ def make_planner(spec: str, task_info: Callable[[], dict[str, Any]]) -> Planner:
     if kind == "embedded":
         from kinema.policies.brain import EmbeddedPlanner
 
-        return EmbeddedPlanner.from_pretrained()
+        return EmbeddedPlanner.from_pretrained(*([Path(argument)] if argument else []))
     if kind == "transformers" and argument:
         from kinema.policies.brain import TransformersPlanner
 
@@ -142,8 +144,8 @@ def make_planner(spec: str, task_info: Callable[[], dict[str, Any]]) -> Planner:
         base_url, model = argument.split("#", 1)
         return HttpPlanner(HttpPlannerConfig(base_url, model))
     raise ValueError(
-        f"--brain must be embedded, oracle, transformers:<dir> or http:<base_url>#<model>, got "
-        f"{spec!r}"
+        "--brain must be embedded, embedded:<dir>, oracle, transformers:<dir> or "
+        f"http:<base_url>#<model>, got {spec!r}"
     )
 
 

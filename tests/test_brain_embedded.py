@@ -27,6 +27,7 @@ from kinema.policies.brain.planner import BrainError, Planner
 from kinema.policies.brain.scenes import CAMERAS, IMAGE_SIZE
 from kinema.policies.brain.types import BrainObservation
 from kinema.policies.brain.vocabulary import END, STEPS, Step, plan_labels
+from kinema.run import make_planner
 from kinema.sim.env import AlohaEnv
 from kinema.sim.experts import ExpertDriver
 from kinema.sim.rendering import CameraRenderer
@@ -108,7 +109,7 @@ def _tiny() -> EmbeddedPlanner:
     return EmbeddedPlanner(BrainModel(config))
 
 
-def test_a_checkpoint_round_trips_bit_exactly(tmp_path):
+def test_a_checkpoint_round_trips_bit_exactly(tmp_path, shipped):
     planner = _tiny()
     planner.save_pretrained(tmp_path / "brain")
     loaded = EmbeddedPlanner.from_pretrained(tmp_path / "brain")
@@ -124,6 +125,8 @@ def test_a_checkpoint_round_trips_bit_exactly(tmp_path):
             p.model.check_logits(p.model.encode(images, ids, text), step) for p in (planner, loaded)
         ]
     assert torch.equal(logits[0], logits[1])
+    from_cli = make_planner(f"embedded:{tmp_path / 'brain'}", dict)  # kinema run --brain
+    assert from_cli.config == planner.config != shipped.config
 
 
 def test_a_wrong_weights_directory_is_a_clear_error(tmp_path):
