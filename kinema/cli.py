@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kinema.policies.dit.shipped import SHIPPED_POLICY, SHIPPED_POLICY_TASK
+from kinema.policies.dit.shipped import DEFAULT_TASK
 
 if TYPE_CHECKING:
     from kinema.policies.executor import ExecutorConfig
@@ -637,19 +637,19 @@ def build_parser() -> argparse.ArgumentParser:
     running = commands.add_parser(
         "run",
         help="the whole stack on an instruction: brain → policy → cerebellum → robot",
-        description="The brain plans the instruction into subtasks and checks them at ~1 Hz, "
-        "the DiT policy executes each through the cerebellum and the safety layer. Films the "
-        "run, traces the brain's decisions, and prints one JSON line: success, subtasks_done, "
-        "video, and each layer's timing.",
+        description="The brain plans the instruction into subtasks and checks them 5 times a "
+        "second, the DiT policy executes each through the cerebellum and the safety layer. Films "
+        "the run, traces the brain's decisions, and prints one JSON line: success, "
+        "subtasks_done, video, and each layer's timing.",
     )
     running.add_argument("instruction", nargs="?", help="default: the task's own for the seed")
     running.add_argument(
         "--policy",
         type=Path,
-        default=SHIPPED_POLICY,
-        help="save_pretrained folder (default: the shipped state-based SortCubes policy)",
+        default=None,
+        help="save_pretrained folder (default: the state-based policy shipped for --task)",
     )
-    running.add_argument("--task", default=SHIPPED_POLICY_TASK, help="the simulated scene")
+    running.add_argument("--task", default=DEFAULT_TASK, help="the simulated scene")
     running.add_argument(
         "--seed", type=int, default=None, help="default: a random one (the first of --episodes)"
     )

@@ -60,7 +60,7 @@ from kinema.policies.brain import (
 )
 from kinema.policies.brain.trace import Decision
 from kinema.policies.dit.policy import DiTPolicy
-from kinema.policies.dit.shipped import SHIPPED_POLICY, SHIPPED_POLICY_TASK
+from kinema.policies.dit.shipped import DEFAULT_TASK, shipped_policy
 from kinema.policies.executor import ExecutorConfig
 from kinema.sim.simulation import CONTROL_DT_S, PHYSICS_STEPS_PER_CONTROL
 from kinema.sim.tasks import make_task
@@ -75,10 +75,10 @@ class RunConfig:
     """What ``kinema run`` runs.
 
     Attributes:
-        policy: the DiT policy's ``save_pretrained`` directory (default: the shipped one).
+        policy: the DiT policy's ``save_pretrained`` directory; None: the one shipped for
+            ``task`` (``kinema.policies.dit.shipped``).
         instruction: what to do; None uses the task's own instruction for the seed.
-        task: the simulated task (the scene and the success test); default: the shipped
-            policy's.
+        task: the simulated task (the scene and the success test).
         seed: the episode's seed; None draws one.
         brain: "embedded" (the shipped weights, or "embedded:<dir>" for others), "oracle",
             "transformers:<dir>" or "http:<base_url>#<model>".
@@ -99,9 +99,9 @@ class RunConfig:
         seconds: the longest episode on real arms, seconds.
     """
 
-    policy: Path = SHIPPED_POLICY
+    policy: Path | None = None
     instruction: str | None = None
-    task: str = SHIPPED_POLICY_TASK
+    task: str = DEFAULT_TASK
     seed: int | None = None
     brain: str = "embedded"
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
@@ -118,6 +118,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_robot_options(self.robot, self.ports, self.calibration)
+        if self.policy is None:
+            shipped_policy(self.task)  # a task without a shipped policy fails here, not later
         if self.robot == "aloha" and self.brain == "oracle":
             raise ValueError(
                 "--brain oracle reads the simulated task's ground truth: use a brain that looks "
@@ -125,6 +127,11 @@ class RunConfig:
             )
         if self.robot == "aloha" and not self.instruction:
             raise ValueError("--robot aloha needs the instruction: no simulated task draws one")
+
+    @property
+    def policy_dir(self) -> Path:
+        """``policy``, or the checkpoint shipped for ``task``."""
+        return self.policy if self.policy is not None else shipped_policy(self.task)
 
 
 def make_planner(spec: str, task_info: Callable[[], dict[str, Any]]) -> Planner:
@@ -208,7 +215,7 @@ def _connected_robot(
             assert config.ports is not None and config.calibration is not None
             if policy.config.environment_state_dim:
                 raise ValueError(
-                    f"the policy {config.policy} needs observation.environment_state (object "
+                    f"the policy {config.policy_dir} needs observation.environment_state (object "
                     "poses), which real arms do not measure: train one with "
                     "--no-environment-state"
                 )
@@ -236,9 +243,9 @@ def _connected_robot(
 
 def run(config: RunConfig, policy: ChunkPolicy | None = None) -> dict[str, Any]:
     """Run one episode of the full stack with ``policy`` (default: loaded from
-    ``config.policy``); the report (module docstring)."""
+    ``config.policy_dir``); the report (module docstring)."""
     seed = config.seed if config.seed is not None else random.randrange(1_000_000, 2_000_000)
-    policy = policy if policy is not None else DiTPolicy.from_pretrained(config.policy)
+    policy = policy if policy is not None else DiTPolicy.from_pretrained(config.policy_dir)
     start = time.perf_counter()
     with _connected_robot(config, policy, seed) as (safe, task_info):
         latest = {"info": task_info() if task_info is not None else None}  # for the brain

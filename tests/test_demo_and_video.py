@@ -1,12 +1,17 @@
 """The main job (``kinema run`` on the shipped defaults), the MP4 writer and the camera mosaic."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scenes import decode
 
 from kinema.cli import main
+from kinema.policies.dit.policy import DiTPolicy
+from kinema.policies.dit.shipped import SHIPPED_POLICIES
+from kinema.run import RunConfig
+from kinema.sim.tasks import TASKS
 from kinema.video import CAPTION_HEIGHT_PX, Mp4Writer, mosaic
 
 
@@ -48,6 +53,16 @@ def test_the_main_job_runs_the_whole_stack_on_the_shipped_defaults(tmp_path, cap
     frames = decode(report["video"])
     assert len(frames) == report["frames"] + report["held_frames"]
     assert (tmp_path / "trace_seed3" / "decisions.jsonl").exists()
+
+
+def test_kinema_run_picks_the_policy_shipped_for_its_task():
+    for task, folder in SHIPPED_POLICIES.items():
+        assert RunConfig(task=task).policy_dir == folder
+        names = DiTPolicy.from_pretrained(folder).config.environment_state_names
+        assert tuple(names) == tuple(TASKS[task].environment_state_names)  # trained on this task
+    with pytest.raises(ValueError, match="no shipped policy was trained on 'TransferCube'"):
+        RunConfig(task="TransferCube")
+    assert RunConfig(task="TransferCube", policy=Path("mine")).policy_dir == Path("mine")
 
 
 def test_tasks_command_prints_every_task(capsys):
