@@ -674,7 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     running.add_argument(
         "--done-confirmations",
         type=int,
-        default=2,
+        default=3,
         help='checks in a row that must say "done" before the next subtask starts',
     )
     running.add_argument("--out", type=Path, default=Path("outputs/run"))

@@ -109,7 +109,7 @@ class RunConfig:
     image_size: tuple[int, int] = (96, 128)
     subtask_retries: int = 1
     max_replans: int = 2
-    done_confirmations: int = 2
+    done_confirmations: int = 3
     robot: RobotKind = "sim"
     ports: tuple[str, str] | None = None
     calibration: Path | None = None
