@@ -118,8 +118,6 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_robot_options(self.robot, self.ports, self.calibration)
-        if self.policy is None:
-            shipped_policy(self.task)  # a task without a shipped policy fails here, not later
         if self.robot == "aloha" and self.brain == "oracle":
             raise ValueError(
                 "--brain oracle reads the simulated task's ground truth: use a brain that looks "
@@ -142,7 +140,9 @@ def make_planner(spec: str, task_info: Callable[[], dict[str, Any]]) -> Planner:
     if kind == "embedded":
         from kinema.policies.brain import EmbeddedPlanner
 
-        return EmbeddedPlanner.from_pretrained(*([Path(argument)] if argument else []))
+        if argument:
+            return EmbeddedPlanner.from_pretrained(Path(argument))
+        return EmbeddedPlanner.from_pretrained()
     if kind == "transformers" and argument:
         from kinema.policies.brain import TransformersPlanner
 
