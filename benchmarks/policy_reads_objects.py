@@ -59,6 +59,11 @@ def waists(
 
     episode = run_expert_episode(env, task, seed, on_frame=on_frame)
     env.close()
+    if len(predicted) < len(set(frames)) or max(frames) + 1 + horizon >= episode.frames:
+        raise ValueError(
+            f"seed {seed}: the expert's episode has {episode.frames} frames, too few for frames "
+            f"{frames} {horizon} frames ahead"
+        )
     # the observation after frame + 1 actions is answered from action index frame + 1 on
     return [
         (value, float(episode.actions[frame + 1 + horizon, waist]))
