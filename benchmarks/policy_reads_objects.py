@@ -21,6 +21,7 @@ expert_waist_std_rad.
 """
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ import kinema.sim  # noqa: F401  (registers the environments)
 from kinema.aloha import arm_slice
 from kinema.policies.dit.policy import DiTPolicy
 from kinema.policies.dit.shipped import DEFAULT_TASK, shipped_policy
+from kinema.sim.env import subtask_in_progress
 from kinema.sim.experts import run_expert_episode
 
 
@@ -44,15 +46,13 @@ def waists(
     env = gym.make(f"kinema/{task}-v0").unwrapped
     predicted: dict[int, tuple[int, float]] = {}  # frame → (waist index, policy's waist)
     generator = torch.Generator().manual_seed(seed)
-    seen: list[int] = []  # frames answered so far
+    frame_numbers = itertools.count()
 
     def on_frame(observation: dict[str, np.ndarray], _: np.ndarray, info: dict[str, Any]) -> None:
-        frame = len(seen)
-        seen.append(frame)
-        if frame not in frames:
+        frame = next(frame_numbers)
+        subtask = subtask_in_progress(info)
+        if frame not in frames or subtask is None:
             return
-        pending = zip(info["subtasks"], info["subtasks_done"], strict=True)
-        subtask = next(subtask for subtask, done in pending if not done)
         chunk = policy.predict_chunk(observation, subtask, generator=generator)
         waist = arm_slice(subtask.arm).start
         predicted[frame] = (waist, float(chunk.actions[horizon, waist]))
