@@ -107,9 +107,9 @@ class RunConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     out: Path = Path("outputs/run")
     image_size: tuple[int, int] = (96, 128)
-    subtask_retries: int = 1
-    max_replans: int = 2
-    done_confirmations: int = 3
+    subtask_retries: int = BrainRunnerConfig.subtask_retries
+    max_replans: int = BrainRunnerConfig.max_replans
+    done_confirmations: int = BrainRunnerConfig.done_confirmations
     robot: RobotKind = "sim"
     ports: tuple[str, str] | None = None
     calibration: Path | None = None

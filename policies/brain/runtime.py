@@ -83,9 +83,8 @@ class BrainRunnerConfig:
             policy goes on with a finished subtask. SortCubes, 50 held-out seeds (2026-12-07):
             the embedded brain succeeded on 34 % with 1, 54 % with 2 and 60–66 % with 3 (two
             runs); the ground truth (never wrong, only later) on 95 % of 20 with 1 and 70 %
-            with 3.
-            Holding the arms still while confirming undid the gain (42 % with 3): a still
-            scene shows the brain the same frame it was wrong about.
+            with 3. Holding the arms still while confirming undid the gain (42 % with 3): a
+            still scene shows the brain the same frame it was wrong about.
         subtask_retries: k, how often a failed subtask is started again before replanning.
         max_replans: planning calls allowed after the first: replans after a subtask failed
             k + 1 times, and new tries after a planning call raised.
@@ -291,9 +290,9 @@ class BrainRunner:
         self._dones_in_a_row = self._dones_in_a_row + 1 if says_done else 0
         if verdict is None:
             outcome = "hold" if budget_spent else "continue"
-        elif verdict.status == "done" and self._dones_in_a_row < self.config.done_confirmations:
+        elif says_done and self._dones_in_a_row < self.config.done_confirmations:
             outcome = "confirm"
-        elif verdict.status == "done":
+        elif says_done:
             outcome = "next" if len(self._plan) > 1 else "done"
         elif verdict.status == "failed" or budget_spent:
             outcome = "retry" if self._failures < self.config.subtask_retries else "replan"
