@@ -9,11 +9,7 @@ of length L:
 - the action chunk, actions ``t … t + H - 1`` as ``(H, A)`` float32, with ``action_is_pad``
   (H,) true past the episode end (the last action is repeated there);
 - the task text of frame ``t`` (``task``, and ``task_index``), ``episode_index`` and
-  ``frame_index``. With ``text_lag_steps`` > 0, a share ``text_lag_probability`` of the windows
-  get the text of an earlier frame ``max(t - d, 0)`` instead, d uniform in 1..text_lag_steps:
-  the text a planner gives when it notices a subtask's end d frames late, so that a policy
-  trained on it carries on sensibly (instead of undoing the subtask it has just finished)
-  until the planner's next subtask arrives.
+  ``frame_index``.
 
 Every frame of the dataset is the ``t`` of exactly one window per epoch.
 
@@ -62,9 +58,6 @@ class WindowConfig:
         episodes_in_memory: decoded episodes each worker draws windows from at a time; more
             mixes batches better and costs L × cameras × H × W × 3 bytes each.
         augment: image augmentation, or None.
-        text_lag_steps: largest delay, in frames, of a window's late task text (0: every
-            window gets its own frame's text; see the module docstring).
-        text_lag_probability: the share of windows whose task text is late.
         seed: seeds the episode order, the draws and the augmentation (reproducible).
         drop_last: drop each worker's last, smaller batch of an epoch.
     """
@@ -75,8 +68,6 @@ class WindowConfig:
     workers: int = 2
     episodes_in_memory: int = 8
     augment: AugmentConfig | None = None
-    text_lag_steps: int = 0
-    text_lag_probability: float = 0.5
     seed: int = 0
     drop_last: bool = False
 
@@ -86,13 +77,6 @@ class WindowConfig:
                 raise ValueError(f"WindowConfig.{name} must be ≥ 1, got {getattr(self, name)}")
         if self.workers < 0:
             raise ValueError(f"WindowConfig.workers must be ≥ 0, got {self.workers}")
-        if self.text_lag_steps < 0:
-            raise ValueError(f"WindowConfig.text_lag_steps must be ≥ 0, got {self.text_lag_steps}")
-        if not 0.0 <= self.text_lag_probability <= 1.0:
-            raise ValueError(
-                "WindowConfig.text_lag_probability must be in [0, 1], got "
-                f"{self.text_lag_probability}"
-            )
 
 
 def window_rows(
@@ -215,7 +199,7 @@ class WindowStream(IterableDataset):
             if self.config.augment is not None:
                 images = augment(images, self.config.augment, rng)
             batch[camera] = images
-        task_index = table.task_index[starts + self._text_frames(frames, rng)]
+        task_index = table.task_index[starts + frames]
         batch["observation_is_pad"] = torch.from_numpy(history_pad)
         batch["action_is_pad"] = torch.from_numpy(chunk_pad)
         batch["task_index"] = torch.from_numpy(task_index)
@@ -223,16 +207,6 @@ class WindowStream(IterableDataset):
         batch["episode_index"] = torch.from_numpy(table.episode_indices[rows])
         batch["frame_index"] = torch.from_numpy(frames)
         return batch
-
-    def _text_frames(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """The frames whose task text the windows at ``frames`` get: their own, or for a share
-        ``text_lag_probability`` of them an earlier one (see the module docstring)."""
-        lag_steps = self.config.text_lag_steps
-        if lag_steps == 0:
-            return frames
-        lags = rng.integers(1, lag_steps + 1, size=len(frames))
-        late = rng.random(len(frames)) < self.config.text_lag_probability
-        return np.where(late, np.maximum(frames - lags, 0), frames)
 
 
 def _one_thread_per_worker(_: int) -> None:

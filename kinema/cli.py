@@ -86,7 +86,6 @@ def _dataset_windows(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         workers=args.workers,
         augment=AugmentConfig() if args.augment else None,
-        text_lag_steps=args.text_lag_steps,
     )
     loader = WindowLoader(args.root, config, FeatureMap.parse(args.map))
     figures = measure_throughput(loader, args.batches, desc="windows")
@@ -122,7 +121,6 @@ def _train(args: argparse.Namespace) -> None:
         save_every=args.save_every,
         workers=args.workers,
         augment=args.augment,
-        text_lag_steps=args.text_lag_steps,
         feature_map=tuple(args.map or ()),
         use_environment_state=not args.no_environment_state,
         mixed_precision=args.mixed_precision,
@@ -370,14 +368,6 @@ def add_window_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="decoding worker processes")
     parser.add_argument(
         "--augment", action="store_true", help="random shift and colour jitter on images"
-    )
-    parser.add_argument(
-        "--text-lag-steps",
-        type=int,
-        default=0,
-        metavar="D",
-        help="give half the windows the task text of a frame up to D frames earlier, as a "
-        "planner that notices a subtask's end late does (0: none)",
     )
 
 

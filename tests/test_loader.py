@@ -3,7 +3,6 @@
 import json
 import re
 from collections import Counter
-from dataclasses import replace
 from itertools import islice
 
 import numpy as np
@@ -122,28 +121,6 @@ def test_training_processes_share_the_episodes_of_an_epoch(recorded_dataset):
     assert len(served[0] | served[1]) == sum(len(frames) for frames in recorded)
     with pytest.raises(ValueError, match="fewer than the 4 shards"):
         WindowLoader(root, WindowConfig(workers=2), process_count=2)
-
-
-def test_late_task_texts_come_from_the_frames_just_before_the_window(recorded_dataset):
-    root, _ = recorded_dataset
-    plain = WindowConfig(observation_steps=1, action_steps=5, batch_size=64, workers=0)
-    own_text = {
-        key: batch["task"][position]
-        for key, (batch, position) in served_windows(WindowLoader(root, plain)).items()
-    }
-    assert len(set(own_text.values())) == 2  # TransferCube's subtasks: pick, then hand over
-
-    lag = 25
-    late = replace(plain, text_lag_steps=lag, text_lag_probability=1.0)
-    switched = 0
-    for (episode, frame), (batch, position) in served_windows(WindowLoader(root, late)).items():
-        earlier = {own_text[(episode, max(frame - d, 0))] for d in range(1, lag + 1)}
-        assert batch["task"][position] in earlier
-        switched += batch["task"][position] != own_text[(episode, frame)]
-    assert switched > 0  # windows just after the hand-over began got the pick's text
-
-    with pytest.raises(ValueError, match="text_lag_probability"):
-        WindowConfig(text_lag_steps=lag, text_lag_probability=1.5)
 
 
 def test_statistics_are_per_entry_over_all_frames_and_survive_json(recorded_dataset, tmp_path):

@@ -101,9 +101,6 @@ class TrainConfig:
         workers: decoding worker processes per shard (they split the shard's episodes, so a
             run is reproduced only with the same number).
         augment: random shift and colour jitter on images.
-        text_lag_steps: largest delay, in frames, of the late subtask texts that half the
-            windows get (``WindowConfig.text_lag_steps``; 0: none); a policy trained so
-            carries on when its planner notices a subtask's end that many frames late.
         feature_map: ``TARGET=SOURCE[...]`` rules for datasets with other feature names.
         use_environment_state: condition on ``observation.environment_state`` if present.
         mixed_precision: "auto" (bf16 on a GPU, none on a CPU), "no", "bf16" or "fp16".
@@ -131,7 +128,6 @@ class TrainConfig:
     log_every: int = 20
     workers: int = 2
     augment: bool = False
-    text_lag_steps: int = 0
     feature_map: tuple[str, ...] = field(default_factory=tuple)
     use_environment_state: bool = True
     mixed_precision: str = "auto"
@@ -280,7 +276,6 @@ class _Run:
             batch_size=config.batch_size,
             workers=config.workers,
             augment=AugmentConfig() if config.augment else None,
-            text_lag_steps=config.text_lag_steps,
             seed=config.seed,
         )
         self.loader = WindowLoader(
