@@ -6,7 +6,8 @@ subtask into chunks (real-time chunking by default); the cerebellum turns chunks
 commands that pass the safety layer on their way to the robot. The run is filmed (the policy's
 cameras and the brain's, captioned with the brain's phase, subtask and, in simulation, the
 task's stage), the brain's decisions are traced, and the last line printed is one JSON report:
-success, subtasks_done, video, and the timing of each layer.
+success, subtasks_done, video, the timing of each layer and, in simulation, how often the
+brain's checks agreed with the task's ground truth (``kinema.policies.brain.audit``).
 
 Robots (``--robot``, as for ``kinema deploy``): ``sim`` (MuJoCo), ``emulated`` (the ALOHA driver
 stack on emulated Dynamixel buses moved by MuJoCo) or ``aloha`` (real follower arms: the loop
@@ -58,6 +59,7 @@ from kinema.policies.brain import (
     Planner,
     scene_objects,
 )
+from kinema.policies.brain.audit import AuditedPlanner
 from kinema.policies.brain.trace import Decision
 from kinema.policies.dit.policy import DiTPolicy
 from kinema.policies.dit.shipped import DEFAULT_TASK, shipped_policy
@@ -250,8 +252,14 @@ def run(config: RunConfig, policy: ChunkPolicy | None = None) -> dict[str, Any]:
     with _connected_robot(config, policy, seed) as (safe, task_info):
         latest = {"info": task_info() if task_info is not None else None}  # for the brain
         instruction = config.instruction or latest["info"]["instruction"]
+        planner = make_planner(config.brain, lambda: latest["info"])
+        audited = (
+            AuditedPlanner(planner, OraclePlanner(lambda: latest["info"]))
+            if task_info is not None
+            else None
+        )
         brain = BrainRunner(
-            make_planner(config.brain, lambda: latest["info"]),
+            audited or planner,
             instruction,
             BrainRunnerConfig(
                 subtask_retries=config.subtask_retries,
@@ -311,10 +319,22 @@ def run(config: RunConfig, policy: ChunkPolicy | None = None) -> dict[str, Any]:
         "late_frames": result.late_frames,
         "video": str(video),
         "trace": str(config.out / f"trace_seed{seed}"),
+        "brain_audit": audited.audit.summary(brain.decisions) if audited else None,
         "timing": layer_timing(result, brain.decisions, config.executor),
         "safety_interventions": safe.intervention_counts(),
         "seconds": round(time.perf_counter() - start, 1),
     }
+
+
+def _total_audit(audits: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The episodes' brain audits (``kinema.policies.brain.audit``) summed; None on real arms."""
+    if any(audit is None for audit in audits):
+        return None
+    counts = ("checks", "false_done", "missed_done", "false_advances")
+    total = {name: sum(audit[name] for audit in audits) for name in counts}
+    wrong = total["false_done"] + total["missed_done"]
+    total["accuracy"] = round(1 - wrong / total["checks"], 4) if total["checks"] else None
+    return total
 
 
 def run_episodes(config: RunConfig, seeds: list[int]) -> dict[str, Any]:
@@ -324,7 +344,8 @@ def run_episodes(config: RunConfig, seeds: list[int]) -> dict[str, Any]:
 
     The summary: success rate with its 95 % Wilson interval, the mean fraction of the task's
     subtasks the brain reported done, and, over all episodes, the late policy chunks, the
-    cerebellum's deadline misses and its p99 frame time, and the policy's p99 inference time.
+    cerebellum's deadline misses and its p99 frame time, the policy's p99 inference time, and
+    the brain's audit (its checks against the task's ground truth) summed.
     """
     reports = []
     progress = tqdm(seeds, desc=f"run {config.task}", unit="episode")
@@ -348,6 +369,7 @@ def run_episodes(config: RunConfig, seeds: list[int]) -> dict[str, Any]:
         "cerebellum_deadline_misses": sum(t["cerebellum"]["deadline_misses"] for t in timing),
         "cerebellum_frame_p99_ms": max(t["cerebellum"]["frame"]["p99_ms"] for t in timing),
         "policy_inference_p99_ms": max(t["policy"]["inference"]["p99_ms"] for t in timing),
+        "brain_audit": _total_audit([r["brain_audit"] for r in reports]),
         "failed_seeds": [r["seed"] for r in reports if not r["success"]],
     }
     kind = config.brain.partition(":")[0]

@@ -13,6 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
+from kinema.policies.brain.audit import AuditedPlanner
+from kinema.policies.brain.oracle import OraclePlanner
 from kinema.policies.brain.planner import PlanHistory
 from kinema.policies.brain.runtime import BrainRunner, BrainRunnerConfig
 from kinema.policies.brain.types import BrainObservation, Verdict
@@ -141,6 +143,35 @@ def test_a_done_moves_on_only_when_the_next_checks_confirm_it():
     ]
     with pytest.raises(ValueError, match="done_confirmations"):
         BrainRunnerConfig(done_confirmations=0)
+
+
+def test_the_audit_scores_each_answered_check_and_each_subtask_ended_early():
+    # The task's plan is A then B; the brain plans A, C (not in the task's plan), B. A's
+    # predicate holds from the fourth check on, B's always.
+    planner = ScriptedPlanner(
+        [[A, C, B]], {A.text: ["raise", "not_yet", "done"], C.text: ["done"], B.text: ["done"]}
+    )
+
+    def task_info() -> dict:
+        return {"subtasks": [A, B], "subtasks_done": [len(audited.audit.truth) >= 3, True]}
+
+    audited = AuditedPlanner(planner, OraclePlanner(task_info))
+    with BrainRunner(audited, "pick things", FAST) as runner:
+        drive(runner, lambda r: r.done)
+    outcomes = [d.outcome for d in runner.decisions if d.kind == "check"]
+    assert outcomes == ["continue", "continue", "next", "next", "done"]
+    assert audited.audit.truth == [False, False, False, None, True]
+    assert audited.audit.said_done == [None, False, True, True, True]
+    # Scored: A's not_yet (right), A's done (wrong, and it ended A), B's done (right).
+    assert audited.audit.summary(runner.decisions) == {
+        "checks": 3,
+        "false_done": 1,
+        "missed_done": 0,
+        "accuracy": 0.6667,
+        "false_advances": 1,
+    }
+    with pytest.raises(ValueError, match="check decisions"):
+        audited.audit.summary(runner.decisions * 2)
 
 
 def test_a_failed_subtask_is_retried_then_replanned():

@@ -53,6 +53,8 @@ def test_the_main_job_runs_the_whole_stack_on_the_shipped_defaults(tmp_path, cap
     frames = decode(report["video"])
     assert len(frames) == report["frames"] + report["held_frames"]
     assert (tmp_path / "trace_seed3" / "decisions.jsonl").exists()
+    audit = report["brain_audit"]  # the embedded brain's checks scored against the task
+    assert audit["checks"] > 0 and audit["false_done"] + audit["missed_done"] < audit["checks"]
 
 
 def test_kinema_run_picks_the_policy_shipped_for_its_task():

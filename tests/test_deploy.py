@@ -200,6 +200,12 @@ def test_run_command_drives_a_saved_policy_with_the_ground_truth_brain(
     assert len(decode(report["video"])) >= report["frames"]
     decisions = (Path(report["trace"]) / "decisions.jsonl").read_text().splitlines()
     assert json.loads(decisions[0])["kind"] == "plan"
+    # the ground truth audited against itself: every check right, none ended a subtask early
+    audits = [report["brain_audit"] for report in saved["episodes"]]
+    checks = [json.loads(line) for line in decisions if json.loads(line)["kind"] == "check"]
+    assert 0 < audits[0]["checks"] <= len(checks)
+    assert audits[0]["accuracy"] == 1.0 and audits[0]["false_advances"] == 0
+    assert summary["brain_audit"]["checks"] == sum(audit["checks"] for audit in audits)
 
 
 def test_the_whole_stack_succeeds_through_the_emulated_dynamixel_buses(tmp_path):
@@ -256,6 +262,7 @@ def test_run_on_real_arms_keeps_the_wall_clock_and_the_brain_judges_success(
     assert report["success_judged_by"] == "brain" and report["success"] is False
     assert report["frames"] + report["held_frames"] == 75  # 1.5 s of 20 ms frames
     assert report["video"].endswith("aloha_seed7.mp4") and len(decode(report["video"])) == 75
+    assert report["brain_audit"] is None  # no simulator knows the truth
     decisions = (Path(report["trace"]) / "decisions.jsonl").read_text().splitlines()
     assert json.loads(decisions[0])["kind"] == "plan"
 
