@@ -669,7 +669,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--retries", type=int, default=1, help="new starts of a failed subtask before replanning"
     )
     running.add_argument(
-        "--max-replans", type=int, default=2, help="plans after a failure (0: no replanning)"
+        "--max-replans",
+        type=int,
+        default=2,
+        help="plans after a failure or to verify the goal once the plan is done (0: none)",
     )
     running.add_argument(
         "--done-confirmations",
