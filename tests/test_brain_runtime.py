@@ -129,6 +129,7 @@ def test_a_subtask_ended_by_a_wrong_done_is_found_when_the_goal_is_verified():
     with BrainRunner(planner, "pick things", FAST) as runner:
         frames = drive(runner, lambda r: r.done)
     assert [text for text in texts_in_order(frames) if text] == [A.text, B.text, A.text, C.text]
+    assert runner.subtasks_done == 3  # A, B and C; A's second "done" counts once
     assert [(d.kind, d.outcome) for d in runner.decisions] == [
         ("plan", "run"),
         ("check", "next"),

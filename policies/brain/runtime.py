@@ -193,8 +193,11 @@ class BrainRunner:
 
     @property
     def subtasks_done(self) -> int:
-        """How many subtasks the brain has judged done so far."""
-        return sum(verdict.status == "done" for _, verdict in list(self._attempts))
+        """How many different subtasks the brain has judged done so far (one run again after
+        the goal's verification counts once)."""
+        return len(
+            {subtask for subtask, verdict in list(self._attempts) if verdict.status == "done"}
+        )
 
     @property
     def done(self) -> bool:
