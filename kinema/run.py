@@ -89,9 +89,8 @@ class RunConfig:
         image_size: the brain cameras' image size when the policy has no cameras, pixels (the
             embedded brain was trained on 96×128).
         subtask_retries: how often the brain starts a failed subtask again before replanning.
-        max_replans: how often the brain may plan again, after a failure or to verify the
-            goal once its plan is done (0: never; the episode ends when a subtask has failed
-            ``subtask_retries`` + 1 times, or when the plan's last subtask is judged done).
+        max_replans: how often the brain may plan again after a failure (0: never replans,
+            the episode ends when a subtask has failed ``subtask_retries`` + 1 times).
         done_confirmations: checks in a row that must say "done" before the brain moves on
             (``BrainRunnerConfig.done_confirmations``).
         robot: "sim", "emulated" or "aloha" (module docstring).
