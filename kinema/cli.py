@@ -672,7 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-replans",
         type=int,
         default=2,
-        help="plans after a failure or to verify the goal once the plan is done (0: none)",
+        help="plans after a failure (0: no replanning)",
     )
     running.add_argument(
         "--done-confirmations",

@@ -104,7 +104,7 @@ FAST = BrainRunnerConfig(check_period_s=0.05, poll_s=0.005, done_confirmations=1
 
 
 def test_subtasks_switch_when_done_and_the_episode_ends():
-    planner = ScriptedPlanner([[A, B], []], {A.text: ["not_yet", "done"], B.text: ["done"]})
+    planner = ScriptedPlanner([[A, B]], {A.text: ["not_yet", "done"], B.text: ["done"]})
     with BrainRunner(planner, "pick things", FAST) as runner:
         assert runner.hold and runner.current_subtask() is None  # nothing planned yet
         frames = drive(runner, lambda r: r.done)
@@ -114,37 +114,15 @@ def test_subtasks_switch_when_done_and_the_episode_ends():
         ("plan", "run"),
         ("check", "continue"),
         ("check", "next"),
-        ("check", "verify"),  # B was the last: a replan from the scene verifies the goal
-        ("replan", "done"),  # nothing left to do
-    ]
-    assert not any(hold for _, text, hold in frames if text is not None)
-
-
-def test_a_subtask_ended_by_a_wrong_done_is_found_when_the_goal_is_verified():
-    # The replan after the last "done" gives A again (its "done" was wrong), the next gives C;
-    # after that no planning call is left (2 replans), so C's "done" ends the episode.
-    planner = ScriptedPlanner(
-        [[A, B], [A], [C]], {A.text: ["done"], B.text: ["done"], C.text: ["done"]}
-    )
-    with BrainRunner(planner, "pick things", FAST) as runner:
-        frames = drive(runner, lambda r: r.done)
-    assert [text for text in texts_in_order(frames) if text] == [A.text, B.text, A.text, C.text]
-    assert runner.subtasks_done == 3  # A, B and C; A's second "done" counts once
-    assert [(d.kind, d.outcome) for d in runner.decisions] == [
-        ("plan", "run"),
-        ("check", "next"),
-        ("check", "verify"),
-        ("replan", "run"),
-        ("check", "verify"),
-        ("replan", "run"),
         ("check", "done"),
     ]
+    assert not any(hold for _, text, hold in frames if text is not None)
 
 
 def test_a_done_moves_on_only_when_the_next_checks_confirm_it():
     # A detector wrong on one frame must not end the subtask: "done" twice in a row does.
     planner = ScriptedPlanner(
-        [[A, B], []],
+        [[A, B]],
         {A.text: ["not_yet", "done", "not_yet", "done", "raise", "done", "done"], B.text: ["done"]},
     )
     config = replace(FAST, done_confirmations=2)
@@ -161,7 +139,6 @@ def test_a_done_moves_on_only_when_the_next_checks_confirm_it():
         "confirm",
         "next",
         "confirm",
-        "verify",
         "done",
     ]
     with pytest.raises(ValueError, match="done_confirmations"):
@@ -172,7 +149,7 @@ def test_the_audit_scores_each_answered_check_and_each_subtask_ended_early():
     # The task's plan is A then B; the brain plans A, C (not in the task's plan), B. A's
     # predicate holds from the fourth check on, B's always.
     planner = ScriptedPlanner(
-        [[A, C, B], []], {A.text: ["raise", "not_yet", "done"], C.text: ["done"], B.text: ["done"]}
+        [[A, C, B]], {A.text: ["raise", "not_yet", "done"], C.text: ["done"], B.text: ["done"]}
     )
 
     def task_info() -> dict:
@@ -182,7 +159,7 @@ def test_the_audit_scores_each_answered_check_and_each_subtask_ended_early():
     with BrainRunner(audited, "pick things", FAST) as runner:
         drive(runner, lambda r: r.done)
     outcomes = [d.outcome for d in runner.decisions if d.kind == "check"]
-    assert outcomes == ["continue", "continue", "next", "next", "verify"]
+    assert outcomes == ["continue", "continue", "next", "next", "done"]
     assert audited.audit.truth == [False, False, False, None, True]
     assert audited.audit.said_done == [None, False, True, True, True]
     # Scored: A's not_yet (right), A's done (wrong, and it ended A), B's done (right).
@@ -198,23 +175,35 @@ def test_the_audit_scores_each_answered_check_and_each_subtask_ended_early():
 
 
 def test_a_failed_subtask_is_retried_then_replanned():
-    planner = ScriptedPlanner([[A, B], [C], []], {A.text: ["failed"], C.text: ["done"]})
+    planner = ScriptedPlanner([[A, B], [C]], {A.text: ["failed"], C.text: ["done"]})
     config = replace(FAST, subtask_retries=1)
     with BrainRunner(planner, "pick things", config) as runner:
         frames = drive(runner, lambda r: r.done)
     assert runner.done
     assert [text for text in texts_in_order(frames) if text] == [A.text, C.text]
+    assert [d.outcome for d in runner.decisions] == ["run", "retry", "replan", "run", "done"]
+    ((_, history),) = [call for call in planner.calls if call[0] == "replan"]
+    assert history.instruction == "pick things"
+    assert [(s, v.status) for s, v in history.attempts] == [(A, "failed"), (A, "failed")]
+
+
+def test_a_subtask_a_replan_gives_again_counts_once_as_done():
+    # A is done, B fails twice, the replan lists A again (a brain's plan from the scene may).
+    planner = ScriptedPlanner(
+        [[A, B], [A, C]], {A.text: ["done"], B.text: ["failed"], C.text: ["done"]}
+    )
+    with BrainRunner(planner, "pick things", replace(FAST, subtask_retries=1)) as runner:
+        drive(runner, lambda r: r.done)
     assert [d.outcome for d in runner.decisions] == [
         "run",
+        "next",
         "retry",
         "replan",
         "run",
-        "verify",
+        "next",
         "done",
     ]
-    (_, history), _ = [call for call in planner.calls if call[0] == "replan"]
-    assert history.instruction == "pick things"
-    assert [(s, v.status) for s, v in history.attempts] == [(A, "failed"), (A, "failed")]
+    assert runner.subtasks_done == 2  # A (twice) and C
 
 
 def test_a_spent_time_budget_counts_as_a_failure_at_once():
@@ -270,12 +259,12 @@ def test_a_failing_brain_lets_the_subtask_run_out_its_budget_then_holds():
 
 def test_failed_planning_calls_are_tried_again_then_given_up():
     planner = ScriptedPlanner(["raise", [A]], {A.text: ["done"]})
-    with BrainRunner(planner, "pick things", replace(FAST, max_replans=1)) as runner:
+    with BrainRunner(planner, "pick things", FAST) as runner:
         drive(runner, lambda r: r.done)
     assert [(d.kind, d.outcome) for d in runner.decisions] == [
         ("plan", "hold"),
         ("plan", "run"),
-        ("check", "done"),  # the retry took the last planning call: none left to verify
+        ("check", "done"),
     ]
     planner = ScriptedPlanner(["raise"], {})
     config = replace(FAST, max_replans=1)
@@ -285,13 +274,13 @@ def test_failed_planning_calls_are_tried_again_then_given_up():
 
 
 def test_the_trace_holds_every_decision_with_a_thumbnail(tmp_path):
-    planner = ScriptedPlanner([[A, B], []], {A.text: ["not_yet", "done"], B.text: ["done"]})
+    planner = ScriptedPlanner([[A, B]], {A.text: ["not_yet", "done"], B.text: ["done"]})
     config = replace(FAST, trace_dir=tmp_path / "ep0")
     with BrainRunner(planner, "pick things", config) as runner:
         drive(runner, lambda r: r.done)
     lines = (tmp_path / "ep0" / "decisions.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
-    assert [r["kind"] for r in records] == ["plan", "check", "check", "check", "replan"]
+    assert [r["kind"] for r in records] == ["plan", "check", "check", "check"]
     assert records[0]["prompt"] == "pick things"
     assert records[0]["answer"] == [A.text, B.text]
     assert records[2] | {"time_s": 0, "latency_s": 0} == {
@@ -352,7 +341,7 @@ class ThreadCountingPlanner(ScriptedPlanner):
 def test_the_brain_computes_on_its_own_threads_and_leaves_the_policys_alone():
     policy_threads = torch.get_num_threads()
     planner = ThreadCountingPlanner([[A]], {A.text: ["done"]})
-    with BrainRunner(planner, "pick things", replace(FAST, max_replans=0)) as runner:
+    with BrainRunner(planner, "pick things", FAST) as runner:
         drive(runner, lambda r: r.done)
     assert runner.done
     assert planner.torch_threads == [1, 1]  # the plan and the check

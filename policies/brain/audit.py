@@ -12,7 +12,7 @@ finished. ``AuditedPlanner`` wraps any planner: each ``check`` also asks the tas
 - ``false_done``: "done" while the predicate did not hold;
 - ``missed_done``: not "done" while it held;
 - ``accuracy``: the share of checks that agreed with the predicate;
-- ``false_advances``: subtasks the runner ended as done after its confirmations
+- ``false_advances``: subtasks the runner ended ("next" or "done" after its confirmations)
   while the predicate did not hold: the errors that cost the episode a subtask.
 
 The predicate is read from the control loop's latest frame when the check is called, so it may
@@ -34,7 +34,7 @@ from kinema.policies.brain.trace import Decision
 from kinema.policies.brain.types import BrainObservation, Verdict
 from kinema.types import Subtask
 
-ADVANCES = ("next", "verify", "done")
+ADVANCES = ("next", "done")
 """The runner's check outcomes that end the checked subtask as done."""
 
 

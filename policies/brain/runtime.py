@@ -8,9 +8,8 @@ so a slow, failing or hung planner never delays a frame. The brain's thread:
 1. plans from the instruction once the first observation arrives;
 2. about every ``check_period_s`` (and once as soon as the subtask's time budget is spent)
    checks the current subtask on the latest observation:
-   done on ``done_confirmations`` checks in a row → the next subtask; none left → a replan
-   from the scene seen now, to verify the goal (a wrong "done" may have ended a subtask
-   early): an empty plan, or no planning call left, ends the episode as done;
+   done on ``done_confirmations`` checks in a row → the next subtask (none left: the episode
+   is done);
    failed, or not done when the budget ``Subtask.time_budget_s`` is spent → the same subtask
    again, up to ``subtask_retries`` times, then a replan from the history of attempts;
 3. gives up when a plan is needed and no planning call is left (``max_replans``).
@@ -88,8 +87,7 @@ class BrainRunnerConfig:
             still scene shows the brain the same frame it was wrong about.
         subtask_retries: k, how often a failed subtask is started again before replanning.
         max_replans: planning calls allowed after the first: replans after a subtask failed
-            k + 1 times, the goal's verification once the plan is done, and new tries after a
-            planning call raised.
+            k + 1 times, and new tries after a planning call raised.
         poll_s: how often the thread looks at the clock between checks, wall-clock seconds.
         trace_dir: where this episode's decisions are written; None writes none.
         thumbnail_width_px: width of the traced first-camera thumbnails, pixels.
@@ -193,8 +191,8 @@ class BrainRunner:
 
     @property
     def subtasks_done(self) -> int:
-        """How many different subtasks the brain has judged done so far (one run again after
-        the goal's verification counts once)."""
+        """How many different subtasks the brain has judged done so far (one a replan gives
+        again and that is judged done again counts once)."""
         return len(
             {subtask for subtask, verdict in list(self._attempts) if verdict.status == "done"}
         )
@@ -297,24 +295,19 @@ class BrainRunner:
             outcome = "hold" if budget_spent else "continue"
         elif says_done and self._dones_in_a_row < self.config.done_confirmations:
             outcome = "confirm"
-        elif says_done and len(self._plan) > 1:
-            outcome = "next"
         elif says_done:
-            outcome = "verify" if self._planning_calls_left else "done"
+            outcome = "next" if len(self._plan) > 1 else "done"
         elif verdict.status == "failed" or budget_spent:
             outcome = "retry" if self._failures < self.config.subtask_retries else "replan"
         else:
             outcome = "continue"
         answer = asdict(verdict) if verdict is not None else None
         self._record("check", observation, subtask.text, answer, error, latency_s, outcome)
-        if outcome in ("next", "done", "verify"):
+        if outcome in ("next", "done"):
             self._attempts.append((subtask, verdict))
             self._plan.pop(0)
             self._failures = 0
-            if outcome == "verify":
-                self._verify()
-            else:
-                self._start_next()
+            self._start_next()
         elif outcome in ("retry", "replan"):
             if verdict.status != "failed":
                 spent = f"time budget of {subtask.time_budget_s:g} s spent"
@@ -325,21 +318,6 @@ class BrainRunner:
                 self._start(subtask)
             else:
                 self._new_plan("replan")
-
-    def _verify(self) -> None:
-        """Every planned subtask was judged done: plan once more from the scene seen now, which
-        gives the subtasks a wrong "done" ended early (or that came undone since). An empty
-        plan, or a failed call, ends the episode; otherwise the new plan runs."""
-        self._published = _Published("planning")
-        self._planning_calls_left -= 1
-        observation = self._latest
-        prompt, plan, error, latency_s = self._planning_call("replan", observation)
-        answer = None if error else [subtask.text for subtask in plan]
-        self._record(
-            "replan", observation, prompt, answer, error, latency_s, "run" if plan else "done"
-        )
-        self._plan = list(plan or [])
-        self._start_next()
 
     def _start_next(self) -> None:
         """Start the plan's first subtask, or end the episode when the plan is empty."""

@@ -33,9 +33,8 @@ class Decision:
         error: the error the call raised, or None.
         latency_s: how long the call took, wall-clock seconds.
         outcome: what the runner did next: "run" (a plan began), "continue", "confirm" (a
-            "done" to be confirmed by the next check), "next", "verify" (the plan's last
-            subtask is done: a replan checks the goal), "retry", "replan", "done" (the
-            episode is finished), "gave_up", or "hold" (the brain could not decide).
+            "done" to be confirmed by the next check), "next", "retry", "replan", "done" (the
+            plan is finished), "gave_up", or "hold" (the brain could not decide).
     """
 
     time_s: float
