@@ -669,10 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--retries", type=int, default=1, help="new starts of a failed subtask before replanning"
     )
     running.add_argument(
-        "--max-replans",
-        type=int,
-        default=2,
-        help="plans after a failure (0: no replanning)",
+        "--max-replans", type=int, default=2, help="plans after a failure (0: no replanning)"
     )
     running.add_argument(
         "--done-confirmations",

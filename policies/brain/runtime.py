@@ -80,11 +80,12 @@ class BrainRunnerConfig:
             ends it early with probability 1 - (1 - p)^N when one "done" suffices: at 0.2 s
             checks an 8 s subtask is checked 40 times, so p = 0.8 % ends a quarter of them
             early. Each confirmation delays the next subtask by a check period, while the
-            policy goes on with a finished subtask. SortCubes, 50 held-out seeds (2026-12-07):
-            the embedded brain succeeded on 34 % with 1, 54 % with 2 and 60–66 % with 3 (two
-            runs); the ground truth (never wrong, only later) on 95 % of 20 with 1 and 70 %
-            with 3. Holding the arms still while confirming undid the gain (42 % with 3): a
-            still scene shows the brain the same frame it was wrong about.
+            policy goes on with a finished subtask. SortCubes, 50 held-out seeds, the policy
+            of 80 demonstrations (2026-12-07): the embedded brain succeeded on 34 % with 1,
+            54 % with 2 and 60–66 % with 3 (two runs); the ground truth (never wrong, only
+            later) on 95 % of 20 with 1 and 70 % with 3. Holding the arms still while
+            confirming undid the gain (42 % with 3): a still scene shows the brain the same
+            frame it was wrong about. With the policy of 160 demonstrations, 3 gave 98 %.
         subtask_retries: k, how often a failed subtask is started again before replanning.
         max_replans: planning calls allowed after the first: replans after a subtask failed
             k + 1 times, and new tries after a planning call raised.
