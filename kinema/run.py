@@ -59,7 +59,7 @@ from kinema.policies.brain import (
     Planner,
     scene_objects,
 )
-from kinema.policies.brain.audit import AuditedPlanner
+from kinema.policies.brain.audit import AuditedPlanner, total_audit
 from kinema.policies.brain.trace import Decision
 from kinema.policies.dit.policy import DiTPolicy
 from kinema.policies.dit.shipped import DEFAULT_TASK, shipped_policy
@@ -326,17 +326,6 @@ def run(config: RunConfig, policy: ChunkPolicy | None = None) -> dict[str, Any]:
     }
 
 
-def _total_audit(audits: list[dict[str, Any] | None]) -> dict[str, Any] | None:
-    """The episodes' brain audits (``kinema.policies.brain.audit``) summed; None on real arms."""
-    if any(audit is None for audit in audits):
-        return None
-    counts = ("checks", "false_done", "missed_done", "false_advances")
-    total = {name: sum(audit[name] for audit in audits) for name in counts}
-    wrong = total["false_done"] + total["missed_done"]
-    total["accuracy"] = round(1 - wrong / total["checks"], 4) if total["checks"] else None
-    return total
-
-
 def run_episodes(config: RunConfig, seeds: list[int]) -> dict[str, Any]:
     """Run the full stack once per seed (one after the other, so each layer's timing is
     measured on an otherwise idle machine); the summary over the episodes, also written with
@@ -369,7 +358,7 @@ def run_episodes(config: RunConfig, seeds: list[int]) -> dict[str, Any]:
         "cerebellum_deadline_misses": sum(t["cerebellum"]["deadline_misses"] for t in timing),
         "cerebellum_frame_p99_ms": max(t["cerebellum"]["frame"]["p99_ms"] for t in timing),
         "policy_inference_p99_ms": max(t["policy"]["inference"]["p99_ms"] for t in timing),
-        "brain_audit": _total_audit([r["brain_audit"] for r in reports]),
+        "brain_audit": total_audit([r["brain_audit"] for r in reports]),
         "failed_seeds": [r["seed"] for r in reports if not r["success"]],
     }
     kind = config.brain.partition(":")[0]

@@ -62,16 +62,35 @@ class BrainAudit:
             for truth, said, decision in answers
             if truth is not None and said is not None
         ]
-        agreed = sum(truth == said for truth, said, _ in scored)
-        return {
-            "checks": len(scored),
-            "false_done": sum(said and not truth for truth, said, _ in scored),
-            "missed_done": sum(truth and not said for truth, said, _ in scored),
-            "accuracy": round(agreed / len(scored), 4) if scored else None,
-            "false_advances": sum(
-                outcome in ADVANCES and not truth for truth, _, outcome in scored
-            ),
-        }
+        return with_accuracy(
+            {
+                "checks": len(scored),
+                "false_done": sum(said and not truth for truth, said, _ in scored),
+                "missed_done": sum(truth and not said for truth, said, _ in scored),
+                "false_advances": sum(
+                    outcome in ADVANCES and not truth for truth, _, outcome in scored
+                ),
+            }
+        )
+
+
+COUNTS = ("checks", "false_done", "missed_done", "false_advances")
+"""The summary's counts; ``accuracy`` is derived from them."""
+
+
+def with_accuracy(counts: dict[str, int]) -> dict[str, Any]:
+    """``counts`` (``COUNTS``) and the accuracy they give: 1 - (false_done + missed_done) /
+    checks, None when nothing was scored."""
+    wrong, checks = counts["false_done"] + counts["missed_done"], counts["checks"]
+    return {**counts, "accuracy": round(1 - wrong / checks, 4) if checks else None}
+
+
+def total_audit(summaries: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Several episodes' ``BrainAudit.summary`` added up; None when any is None (an episode
+    with no ground truth, on real arms)."""
+    if any(summary is None for summary in summaries):
+        return None
+    return with_accuracy({name: sum(summary[name] for summary in summaries) for name in COUNTS})
 
 
 class AuditedPlanner:
@@ -89,8 +108,10 @@ class AuditedPlanner:
         return self.planner.replan(history, observation)
 
     def check(self, subtask: Subtask, observation: BrainObservation) -> Verdict:
-        known = subtask in self.truth.task_info()["subtasks"]
-        truth = self.truth.check(subtask, observation).status == "done" if known else None
+        try:
+            truth: bool | None = self.truth.check(subtask, observation).status == "done"
+        except ValueError:  # not a subtask of the task's plan: nothing to score it against
+            truth = None
         self.audit.truth.append(truth)
         self.audit.said_done.append(None)  # until the brain answers
         verdict = self.planner.check(subtask, observation)
