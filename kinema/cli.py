@@ -281,25 +281,31 @@ def _run(args: argparse.Namespace) -> None:
     import json
     import random
 
+    from kinema.policies.dit.shipped import shipped_policy
     from kinema.run import RunConfig, run, run_episodes
 
-    config = RunConfig(
-        policy=args.policy,
-        instruction=args.instruction,
-        task=args.task,
-        seed=args.seed,
-        brain=args.brain,
-        executor=_executor_config(args),
-        out=args.out,
-        subtask_retries=args.retries,
-        max_replans=args.max_replans,
-        done_confirmations=args.done_confirmations,
-        robot=args.robot,
-        ports=tuple(args.ports) if args.ports else None,
-        calibration=args.calibration,
-        camera_devices=dict(camera.split("=", 1) for camera in args.camera),
-        seconds=args.seconds,
-    )
+    try:
+        if args.policy is None:
+            shipped_policy(args.task)  # raises, naming the tasks that have one
+        config = RunConfig(
+            policy=args.policy,
+            instruction=args.instruction,
+            task=args.task,
+            seed=args.seed,
+            brain=args.brain,
+            executor=_executor_config(args),
+            out=args.out,
+            subtask_retries=args.retries,
+            max_replans=args.max_replans,
+            done_confirmations=args.done_confirmations,
+            robot=args.robot,
+            ports=tuple(args.ports) if args.ports else None,
+            calibration=args.calibration,
+            camera_devices=dict(camera.split("=", 1) for camera in args.camera),
+            seconds=args.seconds,
+        )
+    except ValueError as error:
+        raise SystemExit(f"kinema run: {error}") from None
     if args.episodes == 1:
         print(json.dumps(run(config)))
         return

@@ -65,6 +65,8 @@ def test_kinema_run_picks_the_policy_shipped_for_its_task():
     with pytest.raises(ValueError, match="no shipped policy was trained on 'TransferCube'"):
         RunConfig(task="TransferCube").policy_dir  # noqa: B018
     assert RunConfig(task="TransferCube", policy=Path("mine")).policy_dir == Path("mine")
+    with pytest.raises(SystemExit, match=r"kinema run: no shipped policy .* --policy"):
+        main(["run", "--task", "TransferCube"])  # a one-line error, not a traceback
 
 
 def test_tasks_command_prints_every_task(capsys):
