@@ -2,6 +2,8 @@
 explains each."""
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -246,24 +248,35 @@ def _add_robot_arguments(parser: argparse.ArgumentParser, seconds: float) -> Non
     )
 
 
+@contextlib.contextmanager
+def _refused_options(command: str) -> Iterator[None]:
+    """Turns the ``ValueError`` a command's config raises for options that do not go together
+    into ``kinema <command>: <reason>`` on one line, instead of a traceback."""
+    try:
+        yield
+    except ValueError as error:
+        raise SystemExit(f"kinema {command}: {error}") from None
+
+
 def _deploy(args: argparse.Namespace) -> None:
     import json
 
     from kinema.deploy import DeployConfig, deploy
 
-    config = DeployConfig(
-        policy=args.policy,
-        robot=args.robot,
-        task=args.task,
-        first_seed=args.first_seed,
-        episodes=args.episodes,
-        ports=tuple(args.ports) if args.ports else None,
-        calibration=args.calibration,
-        cameras=dict(camera.split("=", 1) for camera in args.camera),
-        instruction=args.instruction,
-        seconds=args.seconds,
-        executor=_executor_config(args),
-    )
+    with _refused_options("deploy"):
+        config = DeployConfig(
+            policy=args.policy,
+            robot=args.robot,
+            task=args.task,
+            first_seed=args.first_seed,
+            episodes=args.episodes,
+            ports=tuple(args.ports) if args.ports else None,
+            calibration=args.calibration,
+            cameras=dict(camera.split("=", 1) for camera in args.camera),
+            instruction=args.instruction,
+            seconds=args.seconds,
+            executor=_executor_config(args),
+        )
     print(json.dumps(deploy(config)))
 
 
@@ -281,12 +294,9 @@ def _run(args: argparse.Namespace) -> None:
     import json
     import random
 
-    from kinema.policies.dit.shipped import shipped_policy
     from kinema.run import RunConfig, run, run_episodes
 
-    try:
-        if args.policy is None:
-            shipped_policy(args.task)  # raises, naming the tasks that have one
+    with _refused_options("run"):
         config = RunConfig(
             policy=args.policy,
             instruction=args.instruction,
@@ -304,8 +314,7 @@ def _run(args: argparse.Namespace) -> None:
             camera_devices=dict(camera.split("=", 1) for camera in args.camera),
             seconds=args.seconds,
         )
-    except ValueError as error:
-        raise SystemExit(f"kinema run: {error}") from None
+        config.policy_dir  # noqa: B018 (raises when --task has no shipped policy and none is named)
     if args.episodes == 1:
         print(json.dumps(run(config)))
         return

@@ -275,6 +275,8 @@ def test_run_refuses_what_real_arms_cannot_do(recorded_dataset, tmp_path):
         RunConfig(brain="oracle", instruction="stack the blocks", **arms)
     with pytest.raises(ValueError, match="needs the instruction"):
         RunConfig(**arms)
+    with pytest.raises(SystemExit, match="kinema deploy: --robot aloha needs --ports"):
+        main(["deploy", "--policy", str(tmp_path), "--robot", "aloha"])  # one line, no traceback
     root, _ = recorded_dataset
     loader = WindowLoader(root, WindowConfig(workers=0), FeatureMap(), expected=TINY.input_shapes())
     DiTPolicy(TINY, loader.stats).save_pretrained(tmp_path / "policy")  # needs object poses
