@@ -4,11 +4,13 @@ import json
 
 import gymnasium as gym
 import numpy as np
+import pytest
 from scenes import decode
 
 from kinema.aloha import ACTION_HIGH, ACTION_LOW, MAX_VELOCITY
 from kinema.cli import main
-from kinema.sim.experts import run_expert_episode
+from kinema.sim.experts import ExpertDriver, run_expert_episode
+from kinema.sim.experts.base import ExpertTiming
 from kinema.video import CAPTION_HEIGHT_PX
 
 CONTROL_DT_S = 0.02
@@ -50,6 +52,33 @@ def test_sort_cubes_expert_never_twists_a_wrist_onto_its_mirror_solution():
     assert episode.success
     forearm_roll_and_wrist_rotate = episode.actions[:, [3, 5, 10, 12]]
     assert np.abs(forearm_roll_and_wrist_rotate).max() < 1.0
+
+
+def test_stack_blocks_expert_recovers_from_the_mistakes_it_makes_on_purpose():
+    # Every subtask's first attempt goes wrong (a grasp beside the block, or a release off the
+    # tower's axis); the expert then does the subtask again from where the block lies.
+    env = gym.make("kinema/StackBlocks-v0", terminate_on_success=False).unwrapped
+    driver = ExpertDriver("StackBlocks", timing=ExpertTiming(mistake_rate=1.0))
+    driver.start(env, seed=2)
+    flags, stages = [], []
+    while not stages or stages[-1] == 0:
+        env.step_ticks(driver.next_frame())
+        flags.append(driver.frame_is_mistake)
+        stages.append(env.task.stage(env.sim))
+        assert len(stages) < env.task.max_episode_steps
+    env.close()
+    edges = np.diff(np.array([False, *flags, False], dtype=int))
+    (mistake_starts,), (mistake_ends,) = np.nonzero(edges == 1), np.nonzero(edges == -1)
+    assert mistake_ends[0] - mistake_starts[0] > 50
+    assert stages[mistake_ends[0]] == 0, "the mistake did not do the first subtask"
+    assert stages[-1] == 1  # the retry did (the loop ran until it was done)
+
+
+def test_a_mistake_rate_is_refused_where_the_expert_cannot_err_on_purpose():
+    with pytest.raises(ValueError, match=r"cannot make deliberate mistakes.*StackBlocks"):
+        ExpertDriver("TransferCube", timing=ExpertTiming(mistake_rate=0.2))
+    with pytest.raises(ValueError, match=r"mistake_rate must be in \[0, 1\]"):
+        ExpertTiming(mistake_rate=1.5)
 
 
 def test_demonstrations_are_reproducible_per_seed_and_vary_across_seeds():

@@ -72,18 +72,35 @@ class ExpertTiming:
         duration_scale: durations are multiplied by a factor drawn uniformly from this range.
         approach_height_m: range of the height above an object from which a grasp descends.
         lateral_jitter_m: largest horizontal offset of approach points (not of grasps).
+        mistake_rate: chance that the first attempt at a subtask goes wrong on purpose (an
+            expert with ``makes_mistakes``: a grasp beside the object, a release off target),
+            after which the expert recovers and does the subtask again. Demonstrations of
+            recovery, which a flawless expert never shows; the erring motion itself is marked
+            (``Keyframe.mistake``) so that it can be left out of training.
     """
 
     duration_scale: tuple[float, float] = (0.85, 1.15)
     approach_height_m: tuple[float, float] = (0.07, 0.11)
     lateral_jitter_m: float = 0.01
+    mistake_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.mistake_rate <= 1.0:
+            raise ValueError(
+                f"ExpertTiming.mistake_rate must be in [0, 1], got {self.mistake_rate}"
+            )
 
 
 DEFAULT_TIMING = ExpertTiming()
 
 
 class Expert(abc.ABC):
-    """A demonstrator for one task: appends each subtask's keyframes when asked."""
+    """A demonstrator for one task: appends each subtask's keyframes when asked.
+
+    ``makes_mistakes``: whether the expert honours ``ExpertTiming.mistake_rate``.
+    """
+
+    makes_mistakes = False
 
     def __init__(
         self,
@@ -138,6 +155,7 @@ class Expert(abc.ABC):
         """Begin a demonstration whose plan starts at the grippers' resting poses."""
         self.rest: dict[Arm, Pose] = {"left": plan.initial.left, "right": plan.initial.right}
         self.subtasks_planned = 0
+        self._retried: set[int] = set()  # subtasks that went wrong once and were planned again
 
     def next_subtask(self) -> Subtask | None:
         """The first subtask not planned yet (now counted as planned), or None when all are."""
@@ -145,6 +163,19 @@ class Expert(abc.ABC):
             return None
         self.subtasks_planned += 1
         return self.subtasks[self.subtasks_planned - 1]
+
+    def first_attempt_goes_wrong(self) -> bool:
+        """Whether to err on purpose in the subtask just taken by ``next_subtask``: drawn with
+        ``timing.mistake_rate`` on a subtask's first attempt, never on its retry."""
+        index = self.subtasks_planned - 1
+        if index in self._retried or self.timing.mistake_rate == 0.0:
+            return False
+        return bool(self.rng.random() < self.timing.mistake_rate)
+
+    def retry_subtask(self) -> None:
+        """Plan the subtask just taken again on the next ``extend``, from the scene then."""
+        self.subtasks_planned -= 1
+        self._retried.add(self.subtasks_planned)
 
     def take_all_subtasks(self) -> bool:
         """Count every subtask as planned, for an expert that plans the whole demonstration at
@@ -158,6 +189,18 @@ class Expert(abc.ABC):
     def extend(self, sim: AlohaSim, plan: EndEffectorPlan) -> bool:
         """Append the next part of the demonstration (a subtask, or several that run at once)
         planned from the simulator's state now; False when nothing is left to plan."""
+
+
+def as_mistake(keyframes: Sequence[Keyframe]) -> list[Keyframe]:
+    """``keyframes`` marked as a motion towards a deliberate mistake."""
+    return [replace(keyframe, mistake=True) for keyframe in keyframes]
+
+
+def horizontal_offset(rng: np.random.Generator, distance_m: tuple[float, float]) -> np.ndarray:
+    """A horizontal (3,) offset in a uniformly random direction, its length uniform in
+    ``distance_m`` (metres)."""
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    return float(rng.uniform(*distance_m)) * np.array([np.cos(angle), np.sin(angle), 0.0])
 
 
 def arm_keyframe(

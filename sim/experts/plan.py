@@ -13,6 +13,10 @@ A keyframe target may be a callable, resolved once, when the plan first enters i
 expert uses that to aim at where an object *is* at that moment (for example the block it is
 about to stack on), not where it was when the plan was written.
 
+A keyframe marked ``mistake`` moves towards a deliberate error (a grasp beside the object, a
+release off target) that the expert then recovers from; ``PlanSample.mistake`` says whether an
+instant belongs to such a motion, so that recordings can flag those frames as not to imitate.
+
 Example:
     >>> import numpy as np
     >>> from kinema.controllers.kinematics import Pose
@@ -41,6 +45,7 @@ class Keyframe:
         duration_s: time to move from the previous keyframe, in seconds (> 0).
         left, right: gripper (TCP) target poses, or None to hold the previous one.
         left_opening, right_opening: gripper openings in [0, 1], or None to hold.
+        mistake: the motion to this keyframe is a deliberate error (see module docstring).
     """
 
     duration_s: float
@@ -48,14 +53,17 @@ class Keyframe:
     right: PoseTarget = None
     left_opening: float | None = None
     right_opening: float | None = None
+    mistake: bool = False
 
 
 class PlanSample(NamedTuple):
-    """The plan at one instant: both gripper poses and the (left, right) openings."""
+    """The plan at one instant: both gripper poses, the (left, right) openings, and whether the
+    instant lies in a motion towards a deliberate mistake."""
 
     left: Pose
     right: Pose
     openings: tuple[float, float]
+    mistake: bool = False
 
 
 def minimum_jerk(tau: float) -> float:
@@ -130,6 +138,7 @@ class EndEffectorPlan:
                 self._from.openings[0] + tau * (self._to.openings[0] - self._from.openings[0]),
                 self._from.openings[1] + tau * (self._to.openings[1] - self._from.openings[1]),
             ),
+            keyframe.mistake,
         )
 
 

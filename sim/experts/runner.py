@@ -3,7 +3,9 @@
 ``ExpertDriver`` produces each 20 ms frame's ten servo commands (see its docstring);
 ``run_expert_episode`` steps the environment with them (``AlohaEnv.step_ticks``). The frame's
 recorded action is its last command: the joint targets the robot is to reach at the end of the
-frame, in the 14-value ALOHA convention.
+frame, in the 14-value ALOHA convention. With ``ExpertTiming.mistake_rate`` > 0 the expert
+sometimes errs on purpose and recovers; ``ExpertDriver.frame_is_mistake`` flags the frames whose
+commands head for such an error.
 
 The episode ends on success (when the environment terminates), when the plan is finished and
 the arms have had ``settle_s`` to come to rest, or at the environment's step limit.
@@ -69,6 +71,12 @@ class ExpertDriver:
     """
 
     def __init__(self, task: str, settle_s: float = 0.3, timing: ExpertTiming = DEFAULT_TIMING):
+        if timing.mistake_rate > 0 and not EXPERTS[task].makes_mistakes:
+            raise ValueError(
+                f"the {task} expert cannot make deliberate mistakes (mistake_rate "
+                f"{timing.mistake_rate}); experts that can: "
+                f"{[name for name, expert in EXPERTS.items() if expert.makes_mistakes]}"
+            )
         self.task = task
         self.settle_s = settle_s
         self.timing = timing
@@ -95,16 +103,22 @@ class ExpertDriver:
         self._lookahead_s = mpc.horizon_steps * mpc.horizon_dt_s
         self._clock_s = 0.0
         self._planning = True
+        self.frame_is_mistake = False
         return observation, info
 
     def next_frame(self) -> np.ndarray:
-        """The servo commands of the next frame, (``PHYSICS_STEPS_PER_CONTROL``, 14)."""
+        """The servo commands of the next frame, (``PHYSICS_STEPS_PER_CONTROL``, 14).
+
+        ``frame_is_mistake`` then says whether any of them tracked a motion towards a
+        deliberate mistake (a frame not to imitate)."""
         commands = np.empty((PHYSICS_STEPS_PER_CONTROL, 14))
+        self.frame_is_mistake = False
         for tick in range(PHYSICS_STEPS_PER_CONTROL):
             self._clock_s += self.cerebellum.config.mpc.tick_dt_s
             while self._planning and self._clock_s >= self.plan.end_s:
                 self._planning = self.expert.extend(self.env.sim, self.plan)
             target = self.plan.sample(self._clock_s)
+            self.frame_is_mistake |= target.mistake
             commands[tick] = self.cerebellum.tick(
                 target.left, target.right, target.openings
             ).position
