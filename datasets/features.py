@@ -5,8 +5,10 @@ environment (state and environment state as float32 vectors, camera images as vi
 14-value joint action with the ALOHA joint names, and the same action in the end-effector space
 (``action.end_effector``, 20 values: per arm the gripper's position in metres, its 6-D rotation
 and its opening; forward kinematics of the joint action), so one recording trains policies in
-either action space. ``frame_values`` turns one observation and action into the values of one
-dataset frame.
+either action space. Recordings of an expert that errs on purpose also hold ``action.is_mistake``
+(1.0 where the frame's action heads for a deliberate mistake, which training leaves out; 0.0
+elsewhere). ``frame_values`` turns one observation and action into the values of one dataset
+frame.
 
 Example:
     >>> import gymnasium as gym, kinema.sim
@@ -28,13 +30,15 @@ from kinema.controllers.action_spaces import (
     end_effector_action_of,
 )
 from kinema.controllers.kinematics import Kinematics
+from kinema.datasets.info import MISTAKE
 from kinema.sim.env import ENV_STATE_KEY, IMAGE_KEY_PREFIX, AlohaEnv
 
 END_EFFECTOR_ACTION = "action.end_effector"
 
 
-def environment_features(env: AlohaEnv) -> dict[str, dict[str, Any]]:
-    """LeRobot features of ``env``'s observations and actions (see the module docstring)."""
+def environment_features(env: AlohaEnv, mistakes: bool = False) -> dict[str, dict[str, Any]]:
+    """LeRobot features of ``env``'s observations and actions (see the module docstring), with
+    ``action.is_mistake`` when the demonstrator makes ``mistakes``."""
     features: dict[str, dict[str, Any]] = {}
     for key, space in env.observation_space.spaces.items():
         if key.startswith(IMAGE_KEY_PREFIX):
@@ -52,6 +56,8 @@ def environment_features(env: AlohaEnv) -> dict[str, dict[str, Any]]:
         "shape": (END_EFFECTOR_ACTION_DIM,),
         "names": END_EFFECTOR_NAMES,
     }
+    if mistakes:
+        features[MISTAKE] = {"dtype": "float32", "shape": (1,), "names": None}
     return features
 
 
@@ -71,11 +77,17 @@ def object_lengths(names: list[str] | None) -> tuple[int, ...]:
 
 
 def frame_values(
-    observation: dict[str, np.ndarray], action: np.ndarray, kinematics: Kinematics
+    observation: dict[str, np.ndarray],
+    action: np.ndarray,
+    kinematics: Kinematics,
+    mistake: bool | None = None,
 ) -> dict[str, np.ndarray]:
-    """One dataset frame: the observation the action was chosen from, and the action in both
-    action spaces (``kinematics`` of the environment's model gives the end-effector one)."""
+    """One dataset frame: the observation the action was chosen from, the action in both
+    action spaces (``kinematics`` of the environment's model gives the end-effector one) and,
+    unless None, whether the action heads for a deliberate ``mistake``."""
     values = {key: np.asarray(value) for key, value in observation.items()}
     values["action"] = np.asarray(action, dtype=np.float32)
     values[END_EFFECTOR_ACTION] = end_effector_action_of(kinematics, action).astype(np.float32)
+    if mistake is not None:
+        values[MISTAKE] = np.array([float(mistake)], dtype=np.float32)
     return values

@@ -16,6 +16,10 @@ JOURNAL_DIR = ".recording-journal"
 """Where the recorder journals the episode it is saving (``kinema.datasets.recorder``): while it
 exists, the dataset holds a half-saved episode that only the recorder can roll back."""
 
+MISTAKE = "action.is_mistake"
+"""The float32 (1,) feature that flags frames whose action heads for a demonstrator's deliberate
+mistake (1.0), which training leaves out; recorded by an expert that errs on purpose."""
+
 
 class DatasetError(ValueError):
     """A directory that is not a readable LeRobotDataset v3 dataset; the message names the file."""

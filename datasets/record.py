@@ -28,6 +28,8 @@ from kinema.hardware.calibration import RobotCalibration
 from kinema.hardware.leader_arms import LeaderArms
 from kinema.sim import env_id
 from kinema.sim.env import subtask_in_progress
+from kinema.sim.experts import ExpertDriver
+from kinema.sim.experts.base import ExpertTiming
 from kinema.sim.simulation import CONTROL_DT_S
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,9 @@ class RecordConfig:
         repo_id: the dataset's name in its metadata.
         leader_ports: serial ports of the left and right leader arms (teleop "leader").
         calibration: the leader arms' calibration JSON (``kinema.hardware.calibration``).
+        mistake_rate: teleop "expert": the chance that a subtask's first attempt goes wrong on
+            purpose and is recovered from (``ExpertTiming.mistake_rate``); the dataset then
+            flags the erring frames in ``action.is_mistake``.
     """
 
     task: str = "TransferCube"
@@ -65,12 +70,19 @@ class RecordConfig:
     repo_id: str = "local/kinema"
     leader_ports: tuple[str, str] | None = None
     calibration: Path | None = None
+    mistake_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mistake_rate > 0:
+            if self.teleop != "expert":
+                raise ValueError("only the scripted expert makes deliberate mistakes")
+            ExpertDriver(self.task, timing=ExpertTiming(mistake_rate=self.mistake_rate))
 
 
 def make_teleop(config: RecordConfig) -> TeleopSource:
     """The demonstrator named by ``config.teleop``."""
     if config.teleop == "expert":
-        return ExpertTeleop(config.task)
+        return ExpertTeleop(config.task, config.mistake_rate)
     if config.teleop == "keyboard":
         return KeyboardTeleop(TerminalKeys())
     if config.teleop == "leader":
@@ -97,9 +109,9 @@ def record(config: RecordConfig) -> dict[str, object]:
         image_size=config.image_size,
         terminate_on_success=False,  # record the whole demonstration
     ).unwrapped
-    features = environment_features(env)
     kinematics = Kinematics(env.sim.model)
     source = make_teleop(config)  # first: a demonstrator that cannot start leaves no dataset
+    features = environment_features(env, mistakes=source.makes_mistakes)
     try:
         recorder = (
             EpisodeRecorder.resume(config.out, config.repo_id, features)
@@ -122,7 +134,9 @@ def record(config: RecordConfig) -> dict[str, object]:
                 # The frame: the observation, the subtask in progress then, the action taken.
                 task_text = subtask_text(info)
                 following, _, _, _, info = env.step_ticks(commands)
-                recorder.add_frame(frame_values(observation, commands[-1], kinematics), task_text)
+                mistake = source.frame_is_mistake if source.makes_mistakes else None
+                values = frame_values(observation, commands[-1], kinematics, mistake)
+                recorder.add_frame(values, task_text)
                 observation = following
                 frames += 1
                 if source.realtime:

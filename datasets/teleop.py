@@ -21,6 +21,7 @@ import numpy as np
 
 from kinema.sim.env import AlohaEnv
 from kinema.sim.experts import ExpertDriver
+from kinema.sim.experts.base import ExpertTiming
 
 
 class TeleopSource(abc.ABC):
@@ -28,6 +29,8 @@ class TeleopSource(abc.ABC):
 
     realtime: bool = False
     discard_requested: bool = False  # the person asked to throw the episode away (re-record)
+    makes_mistakes: bool = False  # errs on purpose to show recoveries (frame_is_mistake)
+    frame_is_mistake: bool = False  # the last frame's commands head for a deliberate mistake
 
     @abc.abstractmethod
     def start(self, env: AlohaEnv, seed: int) -> tuple[dict, dict]:
@@ -47,16 +50,20 @@ class TeleopSource(abc.ABC):
 
 
 class ExpertTeleop(TeleopSource):
-    """The task's scripted expert (``kinema.sim.experts``), as a demonstrator."""
+    """The task's scripted expert (``kinema.sim.experts``), as a demonstrator; with
+    ``mistake_rate`` > 0 it errs on purpose and recovers (``ExpertTiming.mistake_rate``)."""
 
-    def __init__(self, task: str):
-        self.driver = ExpertDriver(task)
+    def __init__(self, task: str, mistake_rate: float = 0.0):
+        self.driver = ExpertDriver(task, timing=ExpertTiming(mistake_rate=mistake_rate))
+        self.makes_mistakes = mistake_rate > 0.0
 
     def start(self, env: AlohaEnv, seed: int) -> tuple[dict, dict]:
         return self.driver.start(env, seed)
 
     def next_frame(self, observation: dict) -> np.ndarray:
-        return self.driver.next_frame()
+        commands = self.driver.next_frame()
+        self.frame_is_mistake = self.driver.frame_is_mistake
+        return commands
 
     @property
     def finished(self) -> bool:

@@ -31,8 +31,8 @@ def _expert(args: argparse.Namespace) -> None:
 def _record(args: argparse.Namespace) -> None:
     from kinema.datasets.record import RecordConfig, main
 
-    main(
-        RecordConfig(
+    with _refused_options("record"):
+        config = RecordConfig(
             task=args.task,
             episodes=args.episodes,
             out=args.out,
@@ -42,10 +42,11 @@ def _record(args: argparse.Namespace) -> None:
             resume=args.resume,
             first_seed=args.first_seed,
             keep_failures=args.keep_failures,
+            mistake_rate=args.mistake_rate,
             leader_ports=tuple(args.leader_ports) if args.leader_ports else None,
             calibration=args.calibration,
         )
-    )
+    main(config)
 
 
 def _dataset_info(args: argparse.Namespace) -> None:
@@ -130,6 +131,7 @@ def _train(args: argparse.Namespace) -> None:
         resume=args.resume,
         shards=args.shards,
         step_log=args.step_log,
+        init_from=args.init_from,
     )
     summary = train(config, overrides)
     if PartialState().is_main_process:  # under accelerate, one summary for the whole run
@@ -452,6 +454,13 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument(
         "--keep-failures", action="store_true", help="keep episodes that do not succeed"
     )
+    record.add_argument(
+        "--mistake-rate",
+        type=float,
+        default=0.0,
+        help="expert: chance that a subtask's first attempt goes wrong on purpose and is "
+        "recovered from (StackBlocks); the erring frames are flagged and not trained on",
+    )
     record.set_defaults(run=_record)
 
     dataset = commands.add_parser(
@@ -539,6 +548,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="every process writes OUTPUT/steps/process-N.jsonl: each step's losses, gradient "
         "norm and learning rate",
+    )
+    train.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        metavar="POLICY",
+        help="fine-tune: start from the weights of this saved policy (same --set options), "
+        "with this dataset's normalisation statistics",
     )
     add_window_arguments(train)
     train.set_defaults(run=_train)

@@ -24,7 +24,7 @@ from scenes import decode
 
 from kinema.cli import main
 from kinema.datasets.check import check_dataset
-from kinema.datasets.info import JOURNAL_DIR, DatasetError, dataset_info
+from kinema.datasets.info import JOURNAL_DIR, MISTAKE, DatasetError, dataset_info
 from kinema.datasets.recorder import EpisodeRecorder, RecordingError, recover
 from kinema.datasets.table import EpisodeTable
 from kinema.datasets.visualize import PLOT_HEIGHT_PX
@@ -197,6 +197,21 @@ def test_record_command_without_cameras_writes_a_state_only_dataset(tmp_path, ca
     dataset = LeRobotDataset(REPO_ID_CLI, root=out)
     assert not [name for name in dataset.meta.features if name.startswith("observation.images")]
     assert dataset[0]["observation.environment_state"].shape == (7,)
+
+
+def test_record_command_flags_the_frames_of_the_experts_deliberate_mistakes(tmp_path, capsys):
+    out = tmp_path / "errs"
+    options = ["--out", str(out), "--episodes", "1", "--cameras", "--mistake-rate", "1.0"]
+    main(["record", "--task", "StackBlocks", *options, "--keep-failures"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["episodes_saved"] == 1
+    flags = np.array(LeRobotDataset(REPO_ID_CLI, root=out).hf_dataset[MISTAKE], dtype=float)
+    # every subtask's first attempt errs: a run of flagged frames per subtask attempted
+    assert 0.05 < flags.mean() < 0.6
+    assert np.array_equal(EpisodeTable.load(out).mistakes, flags > 0.5)
+    with pytest.raises(SystemExit, match="TransferCube expert cannot make deliberate mistakes"):
+        main(["record", "--task", "TransferCube", *options])
+    with pytest.raises(SystemExit, match="only the scripted expert"):
+        main(["record", "--task", "StackBlocks", "--teleop", "keyboard", *options])
 
 
 def test_dataset_info_summarises_the_metadata_and_names_a_missing_file(
