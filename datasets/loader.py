@@ -7,7 +7,9 @@ of length L:
   ``(n, D)`` float32, cameras as ``(n, 3, H, W)`` uint8), with ``observation_is_pad`` (n,) true
   where a frame lies before the episode start (the first frame is repeated there);
 - the action chunk, actions ``t … t + H - 1`` as ``(H, A)`` float32, with ``action_is_pad``
-  (H,) true past the episode end (the last action is repeated there);
+  (H,) true past the episode end (the last action is repeated there), and, for a dataset that
+  flags a demonstrator's deliberate mistakes, ``action_is_mistake`` (H,) true on those actions
+  (a loss leaves both out);
 - the task text of frame ``t`` (``task``, and ``task_index``), ``episode_index`` and
   ``frame_index``.
 
@@ -202,6 +204,8 @@ class WindowStream(IterableDataset):
         task_index = table.task_index[starts + frames]
         batch["observation_is_pad"] = torch.from_numpy(history_pad)
         batch["action_is_pad"] = torch.from_numpy(chunk_pad)
+        if table.mistakes is not None:
+            batch["action_is_mistake"] = torch.from_numpy(table.mistakes[chunk + starts[:, None]])
         batch["task_index"] = torch.from_numpy(task_index)
         batch["task"] = [table.tasks[index] for index in task_index]
         batch["episode_index"] = torch.from_numpy(table.episode_indices[rows])

@@ -7,7 +7,9 @@ so the table serves the names and sizes the policy expects. Every float value is
 finite; a bad file is named with its episode and frame.
 
 Arrays are in dataset order (the ``index`` column): ``floats[name][i]`` is frame ``i``, and
-episode ``e`` spans ``starts[e] : starts[e] + lengths[e]``.
+episode ``e`` spans ``starts[e] : starts[e] + lengths[e]``. A dataset with ``action.is_mistake``
+(a demonstrator's deliberate mistakes, ``kinema.datasets.info.MISTAKE``) gives ``mistakes``, true on
+the frames whose action is not to be imitated.
 
 Example:
     table = EpisodeTable.load(Path("outputs/dataset"))
@@ -24,7 +26,7 @@ import pyarrow as pa
 
 from kinema.datasets.check import check_finite, column_array, read_parquet
 from kinema.datasets.feature_map import FeatureMap
-from kinema.datasets.info import JOURNAL_DIR, DatasetError, read_info, video_file
+from kinema.datasets.info import JOURNAL_DIR, MISTAKE, DatasetError, read_info, video_file
 
 VISUAL_DTYPES = ("video", "image")
 FLOAT_DTYPES = ("float32", "float64")
@@ -62,6 +64,8 @@ class EpisodeTable:
         task_index: (total_frames,) task of every frame; ``tasks[task_index]`` is its text.
         tasks: task texts by task index.
         image_sources: camera name → one ``ImageSource`` per episode.
+        mistakes: (total_frames,) bool, true where the action heads for a deliberate mistake;
+            None when the dataset flags none.
     """
 
     root: Path
@@ -75,6 +79,7 @@ class EpisodeTable:
     task_index: np.ndarray
     tasks: list[str]
     image_sources: dict[str, list[ImageSource]]
+    mistakes: np.ndarray | None = None
 
     @property
     def total_frames(self) -> int:
@@ -141,7 +146,8 @@ class EpisodeTable:
             raise DatasetError(f"{info_path}: cannot serve {unsupported}: not float or image")
 
         episodes = _read_episodes(root)
-        data = _read_data(root, [feature_map.source_of(n) for n in float_names])
+        flagged = [MISTAKE] if MISTAKE in specs else []
+        data = _read_data(root, [feature_map.source_of(n) for n in float_names] + flagged)
         floats = {}
         for name in float_names:
             values = data[feature_map.source_of(name)]
@@ -186,6 +192,7 @@ class EpisodeTable:
             task_index=data["task_index"],
             tasks=tasks,
             image_sources=image_sources,
+            mistakes=data[MISTAKE][:, 0] > 0.5 if flagged else None,
         )
 
 

@@ -84,19 +84,27 @@ def test_a_tiny_policy_overfits_a_batch_of_demonstrations(recorded_dataset, obje
     assert np.mean(losses[-10:]) < 0.2 * np.mean(losses[:5])
 
 
-def test_padding_actions_do_not_count_in_the_loss(recorded_dataset):
+@pytest.mark.parametrize("left_out", ["action_is_pad", "action_is_mistake"])
+def test_padding_and_deliberately_mistaken_actions_do_not_count_in_the_loss(
+    recorded_dataset, left_out
+):
     root, _ = recorded_dataset
     loader = windows(root, TINY)
     batch = first_batch(loader)
     policy = DiTPolicy(TINY, loader.stats)
     batch["action_is_pad"] = torch.zeros_like(batch["action_is_pad"])
-    batch["action_is_pad"][:, 4:] = True
-    torch.manual_seed(1)
-    reference = policy.loss(batch)
-    batch["action"] = batch["action"].clone()
-    batch["action"][:, 4:] += 100.0  # only padding changes
-    torch.manual_seed(1)
-    assert torch.equal(policy.loss(batch), reference)
+    batch[left_out] = torch.zeros_like(batch["action_is_pad"])
+    batch[left_out][:, 4:] = True
+
+    def loss_with(offset: float, steps: slice) -> torch.Tensor:
+        changed = {**batch, "action": batch["action"].clone()}
+        changed["action"][:, steps] += offset
+        torch.manual_seed(1)
+        return policy.loss(changed)
+
+    reference = loss_with(0.0, slice(None))
+    assert torch.equal(loss_with(100.0, slice(4, None)), reference)  # only left-out actions
+    assert not torch.equal(loss_with(100.0, slice(0, 4)), reference)
 
 
 def test_save_then_load_gives_the_same_weights_and_the_same_chunks(recorded_dataset, tmp_path):

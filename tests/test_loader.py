@@ -24,8 +24,9 @@ from recordings import (
 from kinema.cli import main
 from kinema.datasets.augment import AugmentConfig, augment
 from kinema.datasets.feature_map import FeatureMap
-from kinema.datasets.info import DatasetError
+from kinema.datasets.info import MISTAKE, DatasetError
 from kinema.datasets.loader import WindowConfig, WindowLoader
+from kinema.datasets.recorder import EpisodeRecorder
 from kinema.datasets.stats import load_stats, save_stats
 
 OBSERVATION_KEYS = ("observation.state", "observation.environment_state")
@@ -234,6 +235,36 @@ def test_bad_files_give_errors_naming_the_file_and_the_episode(recorded_dataset,
     (copy / "meta" / "info.json").unlink()
     with pytest.raises(DatasetError, match=r"meta/info\.json is missing"):
         WindowLoader(copy, config)
+
+
+def test_frames_flagged_as_mistakes_mark_the_actions_of_every_window(tmp_path):
+    features = {
+        "observation.state": {"dtype": "float32", "shape": (14,), "names": None},
+        "action": {"dtype": "float32", "shape": (14,), "names": None},
+        MISTAKE: {"dtype": "float32", "shape": (1,), "names": None},
+    }
+    recorder = EpisodeRecorder.create(tmp_path / "errs", "local/test", 50, features)
+    flagged = range(10, 15)  # frames of each episode whose action heads for a mistake
+    for episode in range(2):
+        for frame in range(30):
+            state = np.full(14, episode + frame / 100, np.float32)
+            mistake = np.array([float(frame in flagged)], np.float32)
+            recorder.add_frame(
+                {"observation.state": state, "action": -state, MISTAKE: mistake}, "t"
+            )
+        recorder.save_episode()
+    recorder.close()
+    horizon = 8
+    config = WindowConfig(action_steps=horizon, batch_size=16, workers=0)
+    loader = WindowLoader(tmp_path / "errs", config)
+    assert MISTAKE not in loader.stats  # a flag, not an input or a target
+    windows = 0
+    for batch in loader:
+        for frame, marks in zip(batch["frame_index"], batch["action_is_mistake"], strict=True):
+            actions = [min(int(frame) + k, 29) for k in range(horizon)]
+            assert marks.tolist() == [action in flagged for action in actions]
+            windows += 1
+    assert windows == 60
 
 
 def test_augmentation_moves_and_recolours_every_history_step_alike():

@@ -325,7 +325,8 @@ class DiTPolicy(nn.Module):
         return self.loss(batch)
 
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        """Mean squared error of the denoising target over the non-padding actions."""
+        """Mean squared error of the denoising target over the actions that are neither padding
+        nor a demonstrator's deliberate mistake (``action_is_pad``, ``action_is_mistake``)."""
         target_chunk = self.normalise_actions(batch[ACTION])  # (B, H, A)
         observation = self.encode_observation(batch)
         noise = torch.randn_like(target_chunk)
@@ -343,7 +344,10 @@ class DiTPolicy(nn.Module):
             prediction = self.transformer(noisy, timesteps, observation)
             target = noise if self.config.prediction == "epsilon" else target_chunk
         errors = F.mse_loss(prediction, target, reduction="none").mean(dim=2)  # (B, H)
-        kept = ~batch["action_is_pad"] if "action_is_pad" in batch else torch.ones_like(errors)
+        kept = torch.ones_like(errors, dtype=torch.bool)
+        for left_out in ("action_is_pad", "action_is_mistake"):
+            if left_out in batch:
+                kept &= ~batch[left_out]
         kept = kept.to(errors.dtype)
         return (errors * kept).sum() / kept.sum().clamp(min=1.0)
 
