@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from kinema.cli import main
 from kinema.datasets.feature_map import FeatureMap
@@ -113,6 +114,42 @@ def test_a_state_only_policy_trains_without_decoding_any_video(
     summary = train(config, {**TINY, "cameras": []})
     policy = DiTPolicy.from_pretrained(summary["policy"])
     assert policy.config.cameras == () and policy.config.environment_state_dim > 0
+
+
+def test_fine_tuning_starts_from_a_saved_policy_of_the_same_configuration(
+    recorded_dataset, tmp_path
+):
+    root, _ = recorded_dataset
+    state_only = {**TINY, "cameras": []}
+
+    def run(name: str, learning_rate: float, **options) -> dict:
+        config = TrainConfig(
+            dataset=root,
+            output=tmp_path / name,
+            steps=3,
+            batch_size=4,
+            workers=0,
+            learning_rate=learning_rate,
+            **options,
+        )
+        summary = train(config, state_only)
+        return DiTPolicy.from_pretrained(summary["policy"]).state_dict()
+
+    trained = run("trained", 1e-2)
+    # with a learning rate of 0 a run keeps the weights it starts from
+    fine_tuned = run("fine_tuned", 0.0, init_from=tmp_path / "trained" / "policy")
+    untouched = run("untouched", 0.0)
+    assert all(torch.equal(fine_tuned[name], value) for name, value in trained.items())
+    assert not all(torch.equal(untouched[name], value) for name, value in trained.items())
+    with pytest.raises(ValueError, match=r"differs from this one in .*hidden_dim"):
+        config = TrainConfig(
+            dataset=root,
+            output=tmp_path / "wider",
+            steps=1,
+            workers=0,
+            init_from=tmp_path / "trained" / "policy",
+        )
+        train(config, {**state_only, "hidden_dim": 64})
 
 
 def test_a_dataset_that_names_its_objects_trains_a_policy_with_a_token_per_object(

@@ -35,7 +35,7 @@ import os
 import shutil
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -520,6 +520,27 @@ class DiTPolicy(nn.Module):
                     f"{self.config.image_channels}, hidden_dim {self.config.hidden_dim}) of "
                     f"camera {camera}: {error}"
                 ) from error
+
+    def start_from(self, directory: Path) -> None:
+        """Take the network weights of the policy saved in ``directory`` (to fine-tune it on
+        this policy's dataset), keeping this policy's normalisation statistics; a clear error
+        when that policy was configured otherwise."""
+        directory = Path(directory)
+        saved = DiTConfig.load(directory / CONFIG_FILE)
+        if saved != self.config:
+            differing = [
+                f.name
+                for f in fields(DiTConfig)
+                if getattr(saved, f.name) != getattr(self.config, f.name)
+            ]
+            raise ValueError(
+                f"{directory}: that policy differs from this one in {differing}; fine-tuning "
+                "starts from a policy of the same configuration"
+            )
+        statistics = {name for name, _ in self.named_buffers(recurse=False)}
+        weights = load_file(str(directory / WEIGHTS_FILE))
+        network = {name: value for name, value in weights.items() if name not in statistics}
+        self.load_state_dict({**self.state_dict(), **network}, strict=True)
 
     @classmethod
     def from_pretrained(cls, directory: Path, device: str | torch.device = "cpu") -> "DiTPolicy":

@@ -112,6 +112,9 @@ class TrainConfig:
         step_log: every process writes ``steps/process-N.jsonl``, one JSON line per step: the
             step, the mean loss, every shard's loss, the gradient norm and the learning rate,
             all the same in every process of a run.
+        init_from: a saved policy (``save_pretrained`` folder) whose network weights start the
+            run instead of random ones (fine-tuning; ``DiTPolicy.start_from``): it must have
+            this run's configuration, and the normalisation statistics are this dataset's.
     """
 
     dataset: Path
@@ -135,6 +138,7 @@ class TrainConfig:
     resume: bool = False
     shards: int | None = None
     step_log: bool = False
+    init_from: Path | None = None
 
     def __post_init__(self) -> None:
         if self.shards is not None and self.shards < 1:
@@ -298,6 +302,8 @@ class _Run:
         policy = DiTPolicy(self.policy_config, self.loader.stats)
         if self.policy_config.image_encoder_weights:
             policy.load_image_encoders(Path(self.policy_config.image_encoder_weights))
+        if config.init_from is not None:
+            policy.start_from(config.init_from)
         optimiser = torch.optim.AdamW(
             policy.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
