@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
+from lerobot.utils.constants import DEFAULT_FEATURES
 
 from kinema.datasets.info import JOURNAL_DIR
 
@@ -85,8 +86,13 @@ def _check_features(
     stored: dict[str, dict[str, Any]], wanted: dict[str, dict[str, Any]], root: Path
 ) -> None:
     """Raise ``RecordingError`` naming every feature of ``wanted`` that ``stored`` lacks or
-    holds with another dtype or shape."""
-    problems = []
+    holds with another dtype or shape, and every feature of ``stored`` (besides lerobot's own
+    indices) that ``wanted`` would leave unwritten."""
+    problems = [
+        f"{name} is in the dataset but would not be recorded"
+        for name in stored
+        if name not in wanted and name not in DEFAULT_FEATURES
+    ]
     for name, spec in wanted.items():
         have = stored.get(name)
         if have is None:

@@ -214,6 +214,22 @@ def test_record_command_flags_the_frames_of_the_experts_deliberate_mistakes(tmp_
         main(["record", "--task", "StackBlocks", "--teleop", "keyboard", *options])
 
 
+def test_resume_refuses_a_dataset_with_features_the_recording_would_leave_out(tmp_path):
+    state = {"dtype": "float32", "shape": (14,), "names": None}
+    flag = {"dtype": "float32", "shape": (1,), "names": None}
+    flagged = {"observation.state": state, "action": state, MISTAKE: flag}
+    recorder = EpisodeRecorder.create(tmp_path / "flagged", REPO_ID_CLI, 50, flagged)
+    for _ in range(3):
+        values = {"observation.state": np.zeros(14, np.float32), "action": np.zeros(14, np.float32)}
+        recorder.add_frame({**values, MISTAKE: np.zeros(1, np.float32)}, "t")
+    recorder.save_episode()
+    recorder.close()
+    unflagged = {"observation.state": state, "action": state}
+    with pytest.raises(RecordingError, match=r"action\.is_mistake is in the dataset but would not"):
+        EpisodeRecorder.resume(tmp_path / "flagged", REPO_ID_CLI, unflagged)
+    EpisodeRecorder.resume(tmp_path / "flagged", REPO_ID_CLI, flagged).close()
+
+
 def test_dataset_info_summarises_the_metadata_and_names_a_missing_file(
     recorded_dataset, tmp_path, capsys
 ):
