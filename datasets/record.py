@@ -28,8 +28,8 @@ from kinema.hardware.calibration import RobotCalibration
 from kinema.hardware.leader_arms import LeaderArms
 from kinema.sim import env_id
 from kinema.sim.env import subtask_in_progress
-from kinema.sim.experts import ExpertDriver
 from kinema.sim.experts.base import ExpertTiming
+from kinema.sim.experts.runner import check_timing
 from kinema.sim.simulation import CONTROL_DT_S
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class RecordConfig:
         if self.mistake_rate > 0:
             if self.teleop != "expert":
                 raise ValueError("only the scripted expert makes deliberate mistakes")
-            ExpertDriver(self.task, timing=ExpertTiming(mistake_rate=self.mistake_rate))
+            check_timing(self.task, ExpertTiming(mistake_rate=self.mistake_rate))
 
 
 def make_teleop(config: RecordConfig) -> TeleopSource:

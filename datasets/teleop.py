@@ -29,8 +29,6 @@ class TeleopSource(abc.ABC):
 
     realtime: bool = False
     discard_requested: bool = False  # the person asked to throw the episode away (re-record)
-    makes_mistakes: bool = False  # errs on purpose to show recoveries (frame_is_mistake)
-    frame_is_mistake: bool = False  # the last frame's commands head for a deliberate mistake
 
     @abc.abstractmethod
     def start(self, env: AlohaEnv, seed: int) -> tuple[dict, dict]:
@@ -39,6 +37,16 @@ class TeleopSource(abc.ABC):
     @abc.abstractmethod
     def next_frame(self, observation: dict) -> np.ndarray:
         """The servo commands of the next frame, given the current observation."""
+
+    @property
+    def makes_mistakes(self) -> bool:
+        """Whether the demonstrator errs on purpose to show recoveries (``frame_is_mistake``)."""
+        return False
+
+    @property
+    def frame_is_mistake(self) -> bool:
+        """Whether the last frame's commands head for a deliberate mistake."""
+        return False
 
     @property
     @abc.abstractmethod
@@ -55,15 +63,20 @@ class ExpertTeleop(TeleopSource):
 
     def __init__(self, task: str, mistake_rate: float = 0.0):
         self.driver = ExpertDriver(task, timing=ExpertTiming(mistake_rate=mistake_rate))
-        self.makes_mistakes = mistake_rate > 0.0
+
+    @property
+    def makes_mistakes(self) -> bool:
+        return self.driver.timing.mistake_rate > 0.0
+
+    @property
+    def frame_is_mistake(self) -> bool:
+        return self.driver.frame_is_mistake
 
     def start(self, env: AlohaEnv, seed: int) -> tuple[dict, dict]:
         return self.driver.start(env, seed)
 
     def next_frame(self, observation: dict) -> np.ndarray:
-        commands = self.driver.next_frame()
-        self.frame_is_mistake = self.driver.frame_is_mistake
-        return commands
+        return self.driver.next_frame()
 
     @property
     def finished(self) -> bool:

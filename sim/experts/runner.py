@@ -61,6 +61,17 @@ class ExpertEpisode:
     fallbacks: int
 
 
+def check_timing(task: str, timing: ExpertTiming) -> None:
+    """``ValueError`` when ``task``'s expert cannot honour ``timing`` (a mistake rate for an
+    expert that cannot err on purpose)."""
+    if timing.mistake_rate > 0 and not EXPERTS[task].makes_mistakes:
+        raise ValueError(
+            f"the {task} expert cannot make deliberate mistakes (mistake_rate "
+            f"{timing.mistake_rate}); experts that can: "
+            f"{[name for name, expert in EXPERTS.items() if expert.makes_mistakes]}"
+        )
+
+
 class ExpertDriver:
     """A task's expert and the cerebellum together, one 50 Hz frame of servo commands at a time.
 
@@ -71,12 +82,7 @@ class ExpertDriver:
     """
 
     def __init__(self, task: str, settle_s: float = 0.3, timing: ExpertTiming = DEFAULT_TIMING):
-        if timing.mistake_rate > 0 and not EXPERTS[task].makes_mistakes:
-            raise ValueError(
-                f"the {task} expert cannot make deliberate mistakes (mistake_rate "
-                f"{timing.mistake_rate}); experts that can: "
-                f"{[name for name, expert in EXPERTS.items() if expert.makes_mistakes]}"
-            )
+        check_timing(task, timing)
         self.task = task
         self.settle_s = settle_s
         self.timing = timing
